@@ -1,0 +1,240 @@
+//! Finite-difference gradient checking: does a backward pass agree with its forward pass?
+//!
+//! For a layer `y = f(x; θ)` we pick a random `dy` and look at the scalar
+//! $L(x, θ) = \sum_i y_i \, dy_i$, whose gradient is exactly what `backward(dy)` returns (for `x`)
+//! and accumulates (for `θ`). Each coordinate is nudged both ways and the central difference
+//! $\frac{L(u + h) - L(u - h)}{2h}$ is compared with the analytic value by the relative error
+//! $|a - n| / \max(|a| + |n|, \text{floor})$.
+//!
+//! The layers compute in `f32`, so the check is designed for it: the loss is summed in `f64`,
+//! the step is large enough (`h = 1e-2` by default) that rounding noise divided by `2h` stays
+//! far below the tolerance, and the floor is relative to the largest gradient of the tensor,
+//! so coordinates whose gradient is tiny (and so mostly rounding noise) compare absolutely.
+//! One coordinate at a time the tolerance is `1e-2`. Besides that, a **directional
+//! derivative** along one random direction through *all* coordinates at once is compared with
+//! a tighter tolerance, `1e-3`: it sums many coordinates' signal, so it sees a wrong gradient
+//! anywhere — in coordinates the sampled check skipped, or a 1 % error in every one.
+
+use crate::param::{Param, Parameters};
+use crate::tensor::{init, rng, Rng};
+use ndarray::ArrayD;
+use ndarray_rand::rand::seq::index::sample;
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct GradCheck {
+    /// Finite-difference step `h`.
+    pub step: f32,
+    /// Denominator floor of the relative error, as a fraction of the tensor's largest gradient.
+    pub floor: f64,
+    /// Largest relative error allowed for one coordinate.
+    pub tol: f64,
+    /// Largest relative error allowed for the directional derivative.
+    pub dir_tol: f64,
+    /// At most this many coordinates per tensor are checked one by one (sampled at random).
+    pub max_coords: usize,
+    /// Seed for `dy`, the sampled coordinates and the random direction.
+    pub seed: u64,
+}
+
+impl Default for GradCheck {
+    fn default() -> Self {
+        GradCheck {
+            step: 1e-2,
+            floor: 1e-2,
+            tol: 1e-2,
+            dir_tol: 1e-3,
+            max_coords: 64,
+            seed: 0,
+        }
+    }
+}
+
+/// What a check found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Largest relative error over all checked coordinates.
+    pub max_rel_err: f64,
+    /// Which coordinate that was, with its analytic and numeric values.
+    pub worst: String,
+    /// Relative error of the directional derivative through every coordinate at once.
+    pub directional_rel_err: f64,
+    /// Coordinates checked one by one.
+    pub checked: usize,
+    /// Both errors within their tolerances.
+    pub passed: bool,
+}
+
+impl Report {
+    /// The larger of the two errors.
+    pub fn error(&self) -> f64 {
+        self.max_rel_err.max(self.directional_rel_err)
+    }
+}
+
+// ANCHOR: check
+/// Checks `backward` against `forward` for every input and every parameter of `model`.
+///
+/// * `forward(model, inputs)` returns `y` (use the layer's `forward_infer`).
+/// * `backward(model, inputs, dy)` runs the caching forward, then backward, and returns one
+///   `dx` per input (parameter gradients accumulate inside `model`).
+pub fn check<M: Parameters>(
+    model: &mut M,
+    inputs: &[ArrayD<f32>],
+    forward: impl Fn(&M, &[ArrayD<f32>]) -> ArrayD<f32>,
+    backward: impl Fn(&mut M, &[ArrayD<f32>], &ArrayD<f32>) -> Vec<ArrayD<f32>>,
+    cfg: &GradCheck,
+) -> Report {
+    let mut r = rng(cfg.seed);
+    let y = forward(model, inputs);
+    let dy = init::normal(y.shape(), 1.0, &mut r);
+    // $L = \sum_i y_i\, dy_i$, summed in f64.
+    let loss = |m: &M, xs: &[ArrayD<f32>]| -> f64 {
+        let y = forward(m, xs);
+        assert_eq!(y.shape(), dy.shape(), "forward changed its output shape");
+        y.iter()
+            .zip(dy.iter())
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    };
+
+    // Analytic gradients.
+    model.zero_grad();
+    let dxs = backward(model, inputs, &dy);
+    assert_eq!(
+        dxs.len(),
+        inputs.len(),
+        "backward must return one gradient per input"
+    );
+    let mut grads: Vec<(String, ArrayD<f32>)> = Vec::new();
+    for (i, dx) in dxs.into_iter().enumerate() {
+        assert_eq!(
+            dx.shape(),
+            inputs[i].shape(),
+            "dx for input {i} has the wrong shape"
+        );
+        grads.push((format!("input{i}"), dx));
+    }
+    model.visit("", &mut |name, p| {
+        grads.push((name.to_string(), p.grad.clone()))
+    });
+    let n_inputs = inputs.len();
+
+    let h = cfg.step;
+    let mut report = Report {
+        max_rel_err: 0.0,
+        worst: String::new(),
+        directional_rel_err: 0.0,
+        checked: 0,
+        passed: false,
+    };
+    let mut xs: Vec<ArrayD<f32>> = inputs.to_vec();
+    for (t, (name, analytic)) in grads.iter().enumerate() {
+        let len = analytic.len();
+        let floor = cfg.floor * analytic.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
+        let coords: Vec<usize> = if len <= cfg.max_coords {
+            (0..len).collect()
+        } else {
+            sample(&mut r, len, cfg.max_coords).into_vec()
+        };
+        for &j in &coords {
+            let numeric = if t < n_inputs {
+                let orig = xs[t].as_slice().expect("inputs are contiguous")[j];
+                xs[t].as_slice_mut().unwrap()[j] = orig + h;
+                let plus = loss(model, &xs);
+                xs[t].as_slice_mut().unwrap()[j] = orig - h;
+                let minus = loss(model, &xs);
+                xs[t].as_slice_mut().unwrap()[j] = orig;
+                (plus - minus) / (2.0 * h as f64)
+            } else {
+                let k = t - n_inputs;
+                let orig = param_coord(model, k, j, None);
+                param_coord(model, k, j, Some(orig + h));
+                let plus = loss(model, &xs);
+                param_coord(model, k, j, Some(orig - h));
+                let minus = loss(model, &xs);
+                param_coord(model, k, j, Some(orig));
+                (plus - minus) / (2.0 * h as f64)
+            };
+            let a = analytic.as_slice().expect("gradients are contiguous")[j] as f64;
+            let err = rel_err(a, numeric, floor);
+            report.checked += 1;
+            if err > report.max_rel_err || report.worst.is_empty() {
+                report.max_rel_err = err;
+                report.worst = format!("{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}");
+            }
+        }
+    }
+
+    // Directional derivative along a random unit-scale direction v through all coordinates.
+    let dirs: Vec<ArrayD<f32>> = grads
+        .iter()
+        .map(|(_, g)| init::normal(g.shape(), 1.0, &mut r))
+        .collect();
+    let analytic: f64 = grads
+        .iter()
+        .zip(&dirs)
+        .map(|((_, g), v)| {
+            g.iter()
+                .zip(v)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum::<f64>()
+        })
+        .sum();
+    let mut saved: Vec<ArrayD<f32>> = Vec::new();
+    model.visit("", &mut |_, p| saved.push(p.value.clone()));
+    // Sets every input and parameter to its saved value plus `s·v`.
+    let shift = |model: &mut M, xs: &mut [ArrayD<f32>], s: f32| {
+        for (t, x) in xs.iter_mut().enumerate() {
+            *x = &inputs[t] + &(&dirs[t] * s);
+        }
+        let mut k = 0;
+        model.visit("", &mut |_, p| {
+            p.value = &saved[k] + &(&dirs[n_inputs + k] * s);
+            k += 1;
+        });
+    };
+    // A smaller step: every coordinate moves at once.
+    let hd = h / 4.0;
+    shift(model, &mut xs, hd);
+    let plus = loss(model, &xs);
+    shift(model, &mut xs, -hd);
+    let minus = loss(model, &xs);
+    shift(model, &mut xs, 0.0);
+    let numeric = (plus - minus) / (2.0 * hd as f64);
+    report.directional_rel_err = rel_err(analytic, numeric, 0.0);
+    report.passed = report.max_rel_err <= cfg.tol && report.directional_rel_err <= cfg.dir_tol;
+    report
+}
+// ANCHOR_END: check
+
+/// `|a − n| / max(|a| + |n|, floor)`, and 0 when both are exactly 0.
+pub fn rel_err(a: f64, n: f64, floor: f64) -> f64 {
+    let denom = (a.abs() + n.abs()).max(floor);
+    if denom == 0.0 {
+        0.0
+    } else {
+        (a - n).abs() / denom
+    }
+}
+
+/// Reads coordinate `j` of the `k`-th parameter in visiting order, first setting it if `set`.
+fn param_coord<M: Parameters>(model: &mut M, k: usize, j: usize, set: Option<f32>) -> f32 {
+    let (mut i, mut out) = (0, 0.0);
+    model.visit("", &mut |_, p: &mut Param| {
+        if i == k {
+            let v = &mut p.value.as_slice_mut().expect("parameters are contiguous")[j];
+            if let Some(s) = set {
+                *v = s;
+            }
+            out = *v;
+        }
+        i += 1;
+    });
+    out
+}
+
+/// A standard-normal input of the given shape, for tests.
+pub fn random_input(shape: &[usize], rng: &mut Rng) -> ArrayD<f32> {
+    init::normal(shape, 1.0, rng)
+}

@@ -1,0 +1,13 @@
+//! # minisora
+//!
+//! The stack behind Sora-style generation — VAE, U-Net, attention, DiT, DDPM/DDIM, latent
+//! diffusion and a space-time DiT — written from scratch for the CPU, with every backward pass
+//! written by hand. Read it beside the book in `book/`.
+
+pub mod error;
+pub mod gradcheck;
+pub mod nn;
+pub mod param;
+pub mod tensor;
+
+pub use param::{Param, Parameters};

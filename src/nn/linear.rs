@@ -1,0 +1,112 @@
+//! Linear (fully connected) layer: `y = x Wᵀ + b` over the last axis.
+//!
+//! The input may have any leading axes — `(N, IN)`, `(B, T, IN)`, … — which are flattened into
+//! `N` rows for one GEMM, as PyTorch's `nn.Linear` does.
+
+use crate::param::{join, Param, Parameters};
+use crate::tensor::{gemm, init, Rng};
+use ndarray::{Array, Array2, ArrayView2, Axis, Dimension};
+
+/// `y = x Wᵀ + b`   x: (…, IN)  W: (OUT, IN)  b: (OUT)  y: (…, OUT)
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Param,       // (OUT, IN)
+    pub bias: Option<Param>, // (OUT)
+}
+
+/// What backward needs from forward: the input, flattened to rows.
+pub struct LinearCache {
+    x: Array2<f32>, // (N, IN)
+}
+
+impl Linear {
+    /// PyTorch's default initialisation: `W, b ~ U(−1/√IN, 1/√IN)`.
+    pub fn new(d_in: usize, d_out: usize, bias: bool, rng: &mut Rng) -> Self {
+        let weight = Param::new(init::torch_default(&[d_out, d_in], d_in, rng));
+        let bias = bias.then(|| Param::new(init::torch_default(&[d_out], d_in, rng)));
+        Linear { weight, bias }
+    }
+
+    /// Input features.
+    pub fn d_in(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// Output features.
+    pub fn d_out(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    // ANCHOR: forward
+    /// `y = x Wᵀ + b`, keeping `x` for the backward pass.
+    pub fn forward<D: Dimension>(&self, x: &Array<f32, D>) -> (Array<f32, D>, LinearCache) {
+        let y = self.forward_infer(x);
+        let x = rows(x.view(), self.d_in()).to_owned(); // (N, IN)
+        (y, LinearCache { x })
+    }
+
+    /// `y = x Wᵀ + b` without keeping anything (sampling).
+    pub fn forward_infer<D: Dimension>(&self, x: &Array<f32, D>) -> Array<f32, D> {
+        let x2 = rows(x.view(), self.d_in()); // (N, IN)
+        let mut y = Array2::zeros((x2.nrows(), self.d_out())); // (N, OUT)
+                                                               // $y = x W^\top$
+        gemm(1.0, x2, self.weight.v2().t(), 0.0, y.view_mut());
+        if let Some(b) = &self.bias {
+            // $y \mathrel{+}= b$ (broadcast over rows)
+            y += &b.v1();
+        }
+        unflatten(y, x.raw_dim())
+    }
+    // ANCHOR_END: forward
+
+    // ANCHOR: backward
+    /// Given `dy = ∂L/∂y`, adds `∂L/∂W` and `∂L/∂b` into the gradients and returns `dx = ∂L/∂x`.
+    pub fn backward<D: Dimension>(
+        &mut self,
+        cache: &LinearCache,
+        dy: &Array<f32, D>,
+    ) -> Array<f32, D> {
+        let dy2 = rows(dy.view(), self.d_out()); // (N, OUT)
+                                                 // $\partial L/\partial W \mathrel{+}= dy^\top x$   (OUT, IN)
+        gemm(1.0, dy2.t(), cache.x.view(), 1.0, self.weight.g2());
+        if let Some(b) = &mut self.bias {
+            // $\partial L/\partial b \mathrel{+}= \sum_n dy_n$   (OUT)
+            b.g1().scaled_add(1.0, &dy2.sum_axis(Axis(0)));
+        }
+        // $dx = dy\, W$   (N, IN)
+        let mut dx = Array2::zeros((dy2.nrows(), self.d_in()));
+        gemm(1.0, dy2, self.weight.v2(), 0.0, dx.view_mut());
+        unflatten(dx, dy.raw_dim())
+    }
+    // ANCHOR_END: backward
+}
+
+impl Parameters for Linear {
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&join(prefix, "weight"), &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(&join(prefix, "bias"), b);
+        }
+    }
+}
+
+/// Views `(…, C)` as `(N, C)` rows; copies only if `x` is not contiguous.
+pub fn rows<D: Dimension>(x: ndarray::ArrayView<'_, f32, D>, c: usize) -> ArrayView2<'_, f32> {
+    assert_eq!(
+        x.shape().last().copied(),
+        Some(c),
+        "last axis must have {c} features, got shape {:?}",
+        x.shape()
+    );
+    let n = x.len() / c.max(1);
+    x.into_shape_with_order((n, c))
+        .expect("input must be contiguous (row-major)")
+}
+
+/// Turns `(N, C')` rows back into the leading axes of `like` with last axis `C'`.
+pub fn unflatten<D: Dimension>(y: Array2<f32>, mut like: D) -> Array<f32, D> {
+    let last = like.ndim() - 1;
+    like[last] = y.ncols();
+    y.into_shape_with_order(like)
+        .expect("row count matches the leading axes")
+}

@@ -1,0 +1,7 @@
+//! Layers, one per file. Each is a struct of [`Param`](crate::param::Param)s with
+//! `forward(&self, …) -> (y, cache)`, `forward_infer(&self, …) -> y` and
+//! `backward(&mut self, &cache, dy) -> dx`, where backward **adds** into the parameter grads.
+
+pub mod linear;
+
+pub use linear::{Linear, LinearCache};
