@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod io;
 pub mod nn;
 pub mod param;
 pub mod tensor;

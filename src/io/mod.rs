@@ -1,0 +1,1 @@
+//! Reading and writing: pictures, plots, progress bars, checkpoints.
