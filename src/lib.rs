@@ -8,6 +8,7 @@ pub mod error;
 pub mod gradcheck;
 pub mod io;
 pub mod nn;
+pub mod optim;
 pub mod param;
 pub mod tensor;
 
