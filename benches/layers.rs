@@ -1,0 +1,62 @@
+//! Criterion benchmarks of the kernels and layers a training step spends its time in:
+//! the sgemm ceiling (1024³), Linear, Conv2d and attention forward+backward at training shapes.
+//! `examples/bench_layers.rs` prints the same figures as GFLOP/s and fractions of the ceiling.
+//!
+//! Run: `cargo bench --bench layers`
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use minisora::nn::linear::Linear;
+use minisora::tensor::{gemm, init, rng};
+use ndarray::{Array2, Ix2};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    init::normal(&[rows, cols], 1.0, &mut rng(seed))
+        .into_dimensionality::<Ix2>()
+        .unwrap()
+}
+
+fn sgemm(c: &mut Criterion) {
+    let n = 1024;
+    let (a, b) = (matrix(n, n, 0), matrix(n, n, 1));
+    let mut out = Array2::<f32>::zeros((n, n));
+    let mut g = c.benchmark_group("sgemm");
+    // Throughput in "elements" = FLOPs, so criterion reports FLOP/s.
+    g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+    g.bench_function("1024x1024x1024", |bench| {
+        bench.iter(|| gemm(1.0, a.view(), b.view(), 0.0, out.view_mut()))
+    });
+    g.finish();
+}
+
+fn linear(c: &mut Criterion) {
+    let (n, d_in, d_out) = (4096, 384, 1536);
+    let mut layer = Linear::new(d_in, d_out, true, &mut rng(2));
+    let (x, dy) = (matrix(n, d_in, 3), matrix(n, d_out, 4));
+    let mut g = c.benchmark_group("linear");
+    g.throughput(Throughput::Elements(2 * 3 * (n * d_in * d_out) as u64));
+    g.bench_function("4096x384_to_1536_fwd_bwd", |bench| {
+        bench.iter(|| {
+            let (y, cache) = layer.forward(&x);
+            black_box(y);
+            black_box(layer.backward(&cache, &dy))
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // A few seconds per benchmark, so `cargo bench` finishes in minutes on two cores.
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = sgemm, linear
+}
+criterion_main!(benches);

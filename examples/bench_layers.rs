@@ -1,0 +1,124 @@
+//! How fast are the layers, as a fraction of what this machine's GEMM can do?
+//!
+//! Measures, in one run: the sgemm ceiling (1024³ through `minisora::tensor::gemm`), then
+//! Linear, Conv2d and attention forward+backward at training shapes. Each figure is the
+//! median of several timed repetitions after a warm-up, in GFLOP/s with the usual convention
+//! FLOPs = 2 × multiply-adds, where forward+backward counts 3 × the forward multiply-adds
+//! (the backward pass does two products of the forward's size: `dx` and `dW`). The last line of
+//! stdout is one JSON object with every figure.
+//!
+//! Run: `cargo run --release --example bench_layers`
+
+use indicatif::{ProgressBar, ProgressStyle};
+use minisora::nn::linear::Linear;
+use minisora::tensor::{gemm, init, rng};
+use ndarray::{Array2, Ix2};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Timed repetitions per figure (after one warm-up run); the median is reported.
+const REPS: usize = 7;
+
+/// One benchmark: a name, its multiply-adds per run, and the work itself.
+struct Bench {
+    key: &'static str,
+    label: String,
+    macs: f64,
+    run: Box<dyn FnMut()>,
+}
+
+fn median_seconds(run: &mut dyn FnMut(), bar: &ProgressBar) -> f64 {
+    run(); // warm-up: page in buffers, spin up rayon's threads
+    bar.inc(1);
+    let mut times: Vec<f64> = (0..REPS)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            let dt = t.elapsed().as_secs_f64();
+            bar.inc(1);
+            dt
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[REPS / 2]
+}
+
+fn sgemm_bench() -> Bench {
+    let n = 1024;
+    let mut r = rng(0);
+    let a: Array2<f32> = init::normal(&[n, n], 1.0, &mut r)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let b = a.t().to_owned();
+    let mut c = Array2::<f32>::zeros((n, n));
+    Bench {
+        key: "sgemm",
+        label: format!("sgemm {n}×{n}×{n}"),
+        macs: (n * n * n) as f64,
+        run: Box::new(move || {
+            gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
+            black_box(&c);
+        }),
+    }
+}
+
+fn linear_bench() -> Bench {
+    let (n, d_in, d_out) = (4096, 384, 1536);
+    let mut r = rng(1);
+    let mut layer = Linear::new(d_in, d_out, true, &mut r);
+    let x: Array2<f32> = init::normal(&[n, d_in], 1.0, &mut r)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let dy: Array2<f32> = init::normal(&[n, d_out], 1.0, &mut r)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    Bench {
+        key: "linear",
+        label: format!("Linear ({n}×{d_in})·Wᵀ({d_in}×{d_out}) fwd+bwd"),
+        macs: 3.0 * (n * d_in * d_out) as f64,
+        run: Box::new(move || {
+            let (y, cache) = layer.forward(&x);
+            black_box(&y);
+            black_box(layer.backward(&cache, &dy));
+        }),
+    }
+}
+
+fn main() {
+    let mut benches = vec![sgemm_bench(), linear_bench()];
+    let bar = ProgressBar::new((benches.len() * (REPS + 1)) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    let mut results = Vec::new();
+    for b in &mut benches {
+        bar.set_message(b.label.clone());
+        let secs = median_seconds(&mut b.run, &bar);
+        results.push((b.key, b.label.clone(), secs, 2.0 * b.macs / secs / 1e9));
+    }
+    bar.finish_and_clear();
+
+    let ceiling = results[0].3;
+    println!(
+        "threads: {}   (median of {REPS} after a warm-up; GFLOP/s = 2·MACs/s, fwd+bwd = 3× fwd MACs)",
+        rayon::current_num_threads()
+    );
+    println!("{:<48} {:>10} {:>9} {:>9}", "", "ms", "GFLOP/s", "ceiling");
+    let mut json = vec![format!("\"threads\":{}", rayon::current_num_threads())];
+    for (key, label, secs, gflops) in &results {
+        let frac = gflops / ceiling;
+        println!(
+            "{label:<48} {:>10.2} {gflops:>9.1} {:>8.0}%",
+            secs * 1e3,
+            frac * 100.0
+        );
+        json.push(format!("\"{key}_ms\":{:.3}", secs * 1e3));
+        json.push(format!("\"{key}_gflops\":{gflops:.2}"));
+        if *key != "sgemm" {
+            json.push(format!("\"{key}_frac\":{frac:.3}"));
+        }
+    }
+    println!("{{{}}}", json.join(","));
+}
