@@ -2,7 +2,8 @@
 //!
 //! Measures, in one run: the sgemm ceiling (1024³ through `minisora::tensor::gemm`), then
 //! Linear, Conv2d and attention forward+backward at training shapes. Each figure is the
-//! median of several timed repetitions after a warm-up, in GFLOP/s with the usual convention
+//! median of several timed rounds after a warm-up (the
+//! benchmarks take turns within each round, so load from other processes hits all alike), in GFLOP/s with the usual convention
 //! FLOPs = 2 × multiply-adds, where forward+backward counts 3 × the forward multiply-adds
 //! (the backward pass does two products of the forward's size: `dx` and `dW`). The last line of
 //! stdout is one JSON object with every figure.
@@ -27,20 +28,30 @@ struct Bench {
     run: Box<dyn FnMut()>,
 }
 
-fn median_seconds(run: &mut dyn FnMut(), bar: &ProgressBar) -> f64 {
-    run(); // warm-up: page in buffers, spin up rayon's threads
-    bar.inc(1);
-    let mut times: Vec<f64> = (0..REPS)
-        .map(|_| {
-            let t = Instant::now();
-            run();
-            let dt = t.elapsed().as_secs_f64();
+/// Runs every benchmark once as a warm-up, then `REPS` rounds in which each runs once, and
+/// returns each one's median time in seconds. Interleaving the rounds means a burst of load
+/// from other processes slows the ceiling and the layers alike, so their ratio stays honest.
+fn median_seconds(benches: &mut [Bench], bar: &ProgressBar) -> Vec<f64> {
+    let mut times = vec![Vec::with_capacity(REPS); benches.len()];
+    for round in 0..=REPS {
+        for (b, t) in benches.iter_mut().zip(&mut times) {
+            let what = if round == 0 { "warm-up" } else { "timing" };
+            bar.set_message(format!("{what}: {}", b.label));
+            let start = Instant::now();
+            (b.run)();
+            if round > 0 {
+                t.push(start.elapsed().as_secs_f64());
+            }
             bar.inc(1);
-            dt
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[REPS / 2]
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[REPS / 2]
+        .collect()
 }
 
 fn sgemm_bench() -> Bench {
@@ -92,17 +103,17 @@ fn main() {
             .unwrap()
             .progress_chars("=> "),
     );
-    let mut results = Vec::new();
-    for b in &mut benches {
-        bar.set_message(b.label.clone());
-        let secs = median_seconds(&mut b.run, &bar);
-        results.push((b.key, b.label.clone(), secs, 2.0 * b.macs / secs / 1e9));
-    }
+    let secs = median_seconds(&mut benches, &bar);
     bar.finish_and_clear();
+    let results: Vec<_> = benches
+        .iter()
+        .zip(secs)
+        .map(|(b, s)| (b.key, b.label.clone(), s, 2.0 * b.macs / s / 1e9))
+        .collect();
 
     let ceiling = results[0].3;
     println!(
-        "threads: {}   (median of {REPS} after a warm-up; GFLOP/s = 2·MACs/s, fwd+bwd = 3× fwd MACs)",
+        "threads: {}   (median of {REPS} interleaved rounds after a warm-up; GFLOP/s = 2·MACs/s, fwd+bwd = 3× fwd MACs)",
         rayon::current_num_threads()
     );
     println!("{:<48} {:>10} {:>9} {:>9}", "", "ms", "GFLOP/s", "ceiling");

@@ -48,13 +48,19 @@ impl Linear {
     /// `y = x Wᵀ + b` without keeping anything (sampling).
     pub fn forward_infer<D: Dimension>(&self, x: &Array<f32, D>) -> Array<f32, D> {
         let x2 = rows(x.view(), self.d_in()); // (N, IN)
-        let mut y = Array2::zeros((x2.nrows(), self.d_out())); // (N, OUT)
-                                                               // $y = x W^\top$
-        gemm(1.0, x2, self.weight.v2().t(), 0.0, y.view_mut());
-        if let Some(b) = &self.bias {
-            // $y \mathrel{+}= b$ (broadcast over rows)
-            y += &b.v1();
-        }
+        let shape = (x2.nrows(), self.d_out());
+        // Start from the bias broadcast over rows (or zeros), so the GEMM adds onto it in the
+        // same pass instead of a second sweep over y.
+        let mut y = match &self.bias {
+            Some(b) => b
+                .v1()
+                .broadcast(shape)
+                .expect("bias has OUT elements")
+                .to_owned(),
+            None => Array2::zeros(shape),
+        }; // (N, OUT)
+           // $y = b + x W^\top$
+        gemm(1.0, x2, self.weight.v2().t(), 1.0, y.view_mut());
         unflatten(y, x.raw_dim())
     }
     // ANCHOR_END: forward
