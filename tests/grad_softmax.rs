@@ -9,9 +9,11 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
 proptest! {
-    // A fixed proptest seed: the checker's directional test divides by a directional derivative
-    // that is near zero for about 1 % of random (input, direction) pairs, where f32 rounding
-    // then fails it; fixed cases keep the suite deterministic (see the chapter's notes).
+    // A fixed proptest seed. The checker's directional test has no floor: for about 1 % of
+    // random (input, direction) pairs the directional derivative is near zero and f32 rounding
+    // of the loss alone exceeds its 1e-3 tolerance (measured over 2000 seeds; the per-coordinate
+    // check never failed). Fixed cases keep the suite deterministic until the checker gets a
+    // noise-aware floor.
     #![proptest_config(ProptestConfig {
         cases: 24,
         rng_seed: RngSeed::Fixed(0x5eed),
