@@ -159,18 +159,23 @@ pub fn sdpa_forward(
 ) -> (Array3<f32>, Array4<f32>) {
     let (b, t, c) = q.dim();
     let s = k.shape()[1];
+    assert!(
+        k.dim() == v.dim() && k.dim() == (b, s, c) && s > 0,
+        "attention: q {:?}, k {:?}, v {:?} do not fit (B, T, C), (B, S, C), (B, S, C), S > 0",
+        q.shape(),
+        k.shape(),
+        v.shape()
+    );
     let scale = 1.0 / (head_dim(c, h) as f32).sqrt();
     let mut o = Array3::zeros((b, t, c));
     let mut p = Array4::zeros((b, h, t, s));
     let p_heads = p.view_mut().into_shape_with_order((b * h, t, s)).unwrap();
     // One task per (batch, head), each writing its own block of `o` and of `p`.
-    let tasks: Vec<_> = (heads(q, h).into_iter().zip(heads(k, h)).zip(heads(v, h)))
-        .zip(
-            heads_mut(o.view_mut(), h)
-                .into_iter()
-                .zip(p_heads.into_outer_iter_mut()),
-        )
-        .collect();
+    let inputs = heads(q, h).into_iter().zip(heads(k, h)).zip(heads(v, h));
+    let outputs = heads_mut(o.view_mut(), h)
+        .into_iter()
+        .zip(p_heads.into_outer_iter_mut());
+    let tasks: Vec<_> = inputs.zip(outputs).collect();
     tasks
         .into_par_iter()
         .for_each(|(((q, k), v), (o, p))| head_forward(q, k, v, scale, p, o));
@@ -215,6 +220,7 @@ pub fn sdpa_backward(
     let (b, h, t, s) = p.dim();
     let scale = 1.0 / (head_dim(q.shape()[2], h) as f32).sqrt();
     let p_heads = p.view().into_shape_with_order((b * h, t, s)).unwrap();
+    // One task per (batch, head), each writing its own blocks of `dq`, `dk` and `dv`.
     let inputs = heads(q, h).into_iter().zip(heads(k, h)).zip(heads(v, h));
     let outputs = heads_mut(dq, h)
         .into_iter()
