@@ -5,3 +5,10 @@
 pub mod linear;
 
 pub use linear::{Linear, LinearCache};
+pub mod attention;
+pub mod cross_attention;
+pub mod softmax;
+
+pub use attention::{Attention, AttentionCache};
+pub use cross_attention::{CrossAttention, CrossAttentionCache};
+pub use softmax::{Softmax, SoftmaxCache};
