@@ -5,9 +5,10 @@
 //! Run: `cargo bench --bench layers`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use minisora::nn::attention::Attention;
 use minisora::nn::linear::Linear;
 use minisora::tensor::{gemm, init, rng};
-use ndarray::{Array2, Ix2};
+use ndarray::{Array2, Array3, Ix2, Ix3};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -46,6 +47,29 @@ fn linear(c: &mut Criterion) {
     g.finish();
 }
 
+fn attention(c: &mut Criterion) {
+    let (b, t, ch, heads) = (16, 256, 384, 6);
+    let mut layer = Attention::new(ch, heads, &mut rng(5));
+    let tokens = |seed| {
+        init::normal(&[b, t, ch], 1.0, &mut rng(seed))
+            .into_dimensionality::<Ix3>()
+            .unwrap()
+    };
+    let (x, dy): (Array3<f32>, Array3<f32>) = (tokens(6), tokens(7));
+    let n = b * t;
+    let fwd_macs = n * ch * 3 * ch + 2 * b * heads * t * t * (ch / heads) + n * ch * ch;
+    let mut g = c.benchmark_group("attention");
+    g.throughput(Throughput::Elements(2 * 3 * fwd_macs as u64));
+    g.bench_function("b16_t256_c384_h6_fwd_bwd", |bench| {
+        bench.iter(|| {
+            let (y, cache) = layer.forward(&x);
+            black_box(y);
+            black_box(layer.backward(&cache, &dy))
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // A few seconds per benchmark, so `cargo bench` finishes in minutes on two cores.
     Criterion::default()
@@ -57,6 +81,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sgemm, linear
+    targets = sgemm, linear, attention
 }
 criterion_main!(benches);

@@ -11,9 +11,10 @@
 //! Run: `cargo run --release --example bench_layers`
 
 use indicatif::{ProgressBar, ProgressStyle};
+use minisora::nn::attention::Attention;
 use minisora::nn::linear::Linear;
 use minisora::tensor::{gemm, init, rng};
-use ndarray::{Array2, Ix2};
+use ndarray::{Array2, Array3, Ix2, Ix3};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -95,8 +96,34 @@ fn linear_bench() -> Bench {
     }
 }
 
+fn attention_bench() -> Bench {
+    let (b, t, c, heads) = (16, 256, 384, 6);
+    let d = c / heads;
+    let mut r = rng(3);
+    let mut layer = Attention::new(c, heads, &mut r);
+    let x: Array3<f32> = init::normal(&[b, t, c], 1.0, &mut r)
+        .into_dimensionality::<Ix3>()
+        .unwrap();
+    let dy: Array3<f32> = init::normal(&[b, t, c], 1.0, &mut r)
+        .into_dimensionality::<Ix3>()
+        .unwrap();
+    let n = b * t;
+    // qkv (N·C·3C) + QKᵀ and PV (2·B·h·T·T·d) + proj (N·C·C); softmax is not counted.
+    let fwd_macs = n * c * 3 * c + 2 * b * heads * t * t * d + n * c * c;
+    Bench {
+        key: "attention",
+        label: format!("Attention B{b} T{t} C{c} h{heads} fwd+bwd"),
+        macs: 3.0 * fwd_macs as f64,
+        run: Box::new(move || {
+            let (y, cache) = layer.forward(&x);
+            black_box(&y);
+            black_box(layer.backward(&cache, &dy));
+        }),
+    }
+}
+
 fn main() {
-    let mut benches = vec![sgemm_bench(), linear_bench()];
+    let mut benches = vec![sgemm_bench(), linear_bench(), attention_bench()];
     let bar = ProgressBar::new((benches.len() * (REPS + 1)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
