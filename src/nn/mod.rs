@@ -5,3 +5,11 @@
 pub mod linear;
 
 pub use linear::{Linear, LinearCache};
+pub mod conv2d;
+pub mod im2col;
+pub mod pool;
+pub mod upsample;
+
+pub use conv2d::{Conv2d, Conv2dCache};
+pub use pool::AvgPool2x;
+pub use upsample::Upsample2x;
