@@ -111,3 +111,30 @@ fn conv2d_forward_matches_naive_direct_convolution() {
         assert_eq!(layer.forward_infer(&xt), got);
     }
 }
+
+/// Two runs give the same bits (per-image work is parallel, the dW/db partials are summed in
+/// a fixed order), both when the batch is split over threads and when a single image's GEMMs
+/// are; and an image's output does not depend on which batch it is in.
+#[test]
+fn conv2d_is_deterministic_and_batch_independent() {
+    let mut r = rng(3);
+    let mut layer = Conv2d::new(3, 4, 3, 1, 1, true, &mut r);
+    for b in [1, 5] {
+        let x = four(&random_input(&[b, 3, 9, 8], &mut r));
+        let dy = four(&random_input(&[b, 4, 9, 8], &mut r));
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            use minisora::Parameters;
+            layer.zero_grad();
+            let (y, cache) = layer.forward(&x);
+            let dx = layer.backward(&cache, &dy);
+            runs.push((y, dx, layer.weight.grad.clone()));
+        }
+        assert_eq!(runs[0], runs[1], "batch {b}");
+        let y0 = layer.forward_infer(&x.slice(ndarray::s![0..1, .., .., ..]).to_owned());
+        let err = (&y0 - &runs[0].0.slice(ndarray::s![0..1, .., .., ..]))
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(err < 1e-6, "batch {b}: {err}");
+    }
+}
