@@ -6,9 +6,16 @@ pub mod linear;
 
 pub use linear::{Linear, LinearCache};
 pub mod attention;
+pub mod conv2d;
 pub mod cross_attention;
+pub mod im2col;
+pub mod pool;
 pub mod softmax;
+pub mod upsample;
 
 pub use attention::{Attention, AttentionCache};
+pub use conv2d::{Conv2d, Conv2dCache};
 pub use cross_attention::{CrossAttention, CrossAttentionCache};
+pub use pool::AvgPool2x;
 pub use softmax::{Softmax, SoftmaxCache};
+pub use upsample::Upsample2x;
