@@ -6,9 +6,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use minisora::nn::attention::Attention;
+use minisora::nn::conv2d::Conv2d;
 use minisora::nn::linear::Linear;
 use minisora::tensor::{gemm, init, rng};
-use ndarray::{Array2, Array3, Ix2, Ix3};
+use ndarray::{Array2, Array3, Array4, Ix2, Ix3, Ix4};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -38,6 +39,29 @@ fn linear(c: &mut Criterion) {
     let mut g = c.benchmark_group("linear");
     g.throughput(Throughput::Elements(2 * 3 * (n * d_in * d_out) as u64));
     g.bench_function("4096x384_to_1536_fwd_bwd", |bench| {
+        bench.iter(|| {
+            let (y, cache) = layer.forward(&x);
+            black_box(y);
+            black_box(layer.backward(&cache, &dy))
+        })
+    });
+    g.finish();
+}
+
+fn conv2d(c: &mut Criterion) {
+    let (b, ch, hw, o, k) = (32, 64, 32, 64, 3);
+    let mut layer = Conv2d::new(ch, o, k, 1, 1, true, &mut rng(8));
+    let image = |channels, seed| {
+        init::normal(&[b, channels, hw, hw], 1.0, &mut rng(seed))
+            .into_dimensionality::<Ix4>()
+            .unwrap()
+    };
+    let (x, dy): (Array4<f32>, Array4<f32>) = (image(ch, 9), image(o, 10));
+    let mut g = c.benchmark_group("conv2d");
+    g.throughput(Throughput::Elements(
+        2 * 3 * (b * hw * hw * o * ch * k * k) as u64,
+    ));
+    g.bench_function("3x3_64to64_32x32_b32_fwd_bwd", |bench| {
         bench.iter(|| {
             let (y, cache) = layer.forward(&x);
             black_box(y);
@@ -81,6 +105,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sgemm, linear, attention
+    targets = sgemm, linear, conv2d, attention
 }
 criterion_main!(benches);

@@ -12,9 +12,10 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use minisora::nn::attention::Attention;
+use minisora::nn::conv2d::Conv2d;
 use minisora::nn::linear::Linear;
 use minisora::tensor::{gemm, init, rng};
-use ndarray::{Array2, Array3, Ix2, Ix3};
+use ndarray::{Array2, Array3, Array4, Ix2, Ix3, Ix4};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -96,6 +97,29 @@ fn linear_bench() -> Bench {
     }
 }
 
+fn conv_bench() -> Bench {
+    let (b, c, hw, o, k) = (32, 64, 32, 64, 3);
+    let mut r = rng(2);
+    let mut layer = Conv2d::new(c, o, k, 1, 1, true, &mut r);
+    let x: Array4<f32> = init::normal(&[b, c, hw, hw], 1.0, &mut r)
+        .into_dimensionality::<Ix4>()
+        .unwrap();
+    let dy: Array4<f32> = init::normal(&[b, o, hw, hw], 1.0, &mut r)
+        .into_dimensionality::<Ix4>()
+        .unwrap();
+    Bench {
+        key: "conv2d",
+        label: format!("Conv2d {k}×{k} {c}→{o} {hw}×{hw} B{b} fwd+bwd"),
+        // every output pixel of every image: O·C·k·k multiply-adds ('same' padding: 32×32 out)
+        macs: 3.0 * (b * hw * hw * o * c * k * k) as f64,
+        run: Box::new(move || {
+            let (y, cache) = layer.forward(&x);
+            black_box(&y);
+            black_box(layer.backward(&cache, &dy));
+        }),
+    }
+}
+
 fn attention_bench() -> Bench {
     let (b, t, c, heads) = (16, 256, 384, 6);
     let d = c / heads;
@@ -123,7 +147,12 @@ fn attention_bench() -> Bench {
 }
 
 fn main() {
-    let mut benches = vec![sgemm_bench(), linear_bench(), attention_bench()];
+    let mut benches = vec![
+        sgemm_bench(),
+        linear_bench(),
+        conv_bench(),
+        attention_bench(),
+    ];
     let bar = ProgressBar::new((benches.len() * (REPS + 1)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
