@@ -1,5 +1,5 @@
 //! AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019,
-//! <https://arxiv.org/abs/1711.05101>), with exactly PyTorch's `torch.optim.AdamW` arithmetic.
+//! <https://arxiv.org/abs/1711.05101>), following PyTorch's `torch.optim.AdamW` operation by operation.
 //!
 //! Each parameter keeps two running averages of its gradient, `exp_avg` (the first moment `m`)
 //! and `exp_avg_sq` (the second moment `v`), named as in PyTorch's optimizer state. The step
@@ -70,9 +70,11 @@ impl AdamW {
         let (b1, b2) = self.betas;
         let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
         // $\hat m = m / (1-\beta_1^t)$ and $\hat v = v / (1-\beta_2^t)$, folded into two scalars
-        let bias1 = 1.0 - b1.powi(self.t as i32);
-        let bias2_sqrt = (1.0 - b2.powi(self.t as i32)).sqrt();
-        let step_size = lr / bias1;
+        // (computed in f64 as PyTorch does with Python floats)
+        let t = self.t as f64;
+        let bias1 = 1.0 - (b1 as f64).powf(t);
+        let bias2_sqrt = (1.0 - (b2 as f64).powf(t)).sqrt() as f32;
+        let step_size = (lr as f64 / bias1) as f32;
         self.state.walk(model, "AdamW", 2, &mut |p, bufs| {
             let [m, v] = bufs else { unreachable!() };
             flat_mut(&mut p.value)
@@ -84,8 +86,8 @@ impl AdamW {
                     for i in 0..w.len() {
                         // $\theta \leftarrow \theta - \eta\lambda\theta$   (decoupled weight decay)
                         w[i] *= 1.0 - lr * wd;
-                        // $m \leftarrow \beta_1 m + (1-\beta_1) g$
-                        m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                        // $m \leftarrow \beta_1 m + (1-\beta_1) g$   (as PyTorch's `lerp`)
+                        m[i] += (1.0 - b1) * (g[i] - m[i]);
                         // $v \leftarrow \beta_2 v + (1-\beta_2) g^2$
                         v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
                         // $\theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$
