@@ -1,5 +1,6 @@
 //! AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019,
-//! <https://arxiv.org/abs/1711.05101>), following PyTorch's `torch.optim.AdamW` operation by operation.
+//! <https://arxiv.org/abs/1711.05101>), following PyTorch's `torch.optim.AdamW` operation by
+//! operation.
 //!
 //! Each parameter keeps two running averages of its gradient, `exp_avg` (the first moment `m`)
 //! and `exp_avg_sq` (the second moment `v`), named as in PyTorch's optimizer state. The step
