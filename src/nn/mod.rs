@@ -2,20 +2,29 @@
 //! `forward(&self, …) -> (y, cache)`, `forward_infer(&self, …) -> y` and
 //! `backward(&mut self, &cache, dy) -> dx`, where backward **adds** into the parameter grads.
 
-pub mod linear;
-
-pub use linear::{Linear, LinearCache};
+pub mod activation;
 pub mod attention;
 pub mod conv2d;
 pub mod cross_attention;
+pub mod embedding;
+pub mod groupnorm;
 pub mod im2col;
+pub mod layernorm;
+pub mod linear;
+pub mod loss;
 pub mod pool;
 pub mod softmax;
 pub mod upsample;
 
+pub use activation::{erf, erfc, ActivationCache, Gelu, GeluKind, Silu};
 pub use attention::{Attention, AttentionCache};
 pub use conv2d::{Conv2d, Conv2dCache};
 pub use cross_attention::{CrossAttention, CrossAttentionCache};
+pub use embedding::{Embedding, EmbeddingCache};
+pub use groupnorm::{GroupNorm, GroupNormCache};
+pub use layernorm::{LayerNorm, LayerNormCache};
+pub use linear::{Linear, LinearCache};
+pub use loss::{l1, mse};
 pub use pool::AvgPool2x;
 pub use softmax::{Softmax, SoftmaxCache};
 pub use upsample::Upsample2x;
