@@ -50,15 +50,24 @@ proptest! {
         let out = init::uniform(&[bsz, oc, h], 0.9, &mut r);
         let frozen = out.clone();
         let weights: Vec<f32> = (0..bsz).map(|b| 0.5 + b as f32).collect();
+        // The loss minus its value at `out`, differenced in f64: the t = 0 term can be tens
+        // of bits while its gradient is 1e-4, which f32 rounding of the total would swamp.
+        let base = training_losses(&d, &x0, &x_t, &t, &noise, &out, Some(&weights)).loss_f64;
         let fwd = |_: &NoParams, xs: &[ArrayD<f32>]| {
             let l = training_losses_frozen(&d, &x0, &x_t, &t, &noise, &xs[0], &frozen, Some(&weights));
-            ArrayD::from_elem(IxDyn(&[1]), l.loss)
+            ArrayD::from_elem(IxDyn(&[1]), (l.loss_f64 - base) as f32)
         };
         let bwd = |_: &mut NoParams, xs: &[ArrayD<f32>], dy: &ArrayD<f32>| {
             let l = training_losses(&d, &x0, &x_t, &t, &noise, &xs[0], Some(&weights));
             vec![l.d_out * dy[0]]
         };
-        let cfg = GradCheck { step: 1e-2, seed, ..GradCheck::default() };
+        // A smaller step than the default: the t = 0 likelihood curves sharply in the log scale,
+        // and the loss is differenced in f64, so rounding does not limit it.
+        // Every coordinate is checked one by one (outputs here have at most 36 < 64). The
+        // directional sum runs over so few coordinates that it can cancel to near zero, where
+        // its relative error is f32 rounding of the shifted inputs (seen: 1e-2 on a pure MSE,
+        // with every coordinate within 5e-7), so its tolerance is 5e-2 instead of 1e-3.
+        let cfg = GradCheck { step: 5e-3, dir_tol: 5e-2, seed, ..GradCheck::default() };
         let rep = check(&mut NoParams, &[out], fwd, bwd, &cfg);
         prop_assert!(rep.passed, "{:?}", rep);
     }
@@ -74,12 +83,12 @@ proptest! {
         for i in [0usize, 100, 255] {
             let x = -1.0 + 2.0 * i as f64 / 255.0;
             let (lp, d) = discretized_gaussian_log_likelihood(x, mean, log_scale);
-            if lp <= (1e-12f64).ln() + 1e-9 { continue; }
+            // Within a factor e of the 1e-12 floor the central difference straddles its kink.
+            if lp <= (1e-12f64).ln() + 1.0 { continue; }
             let h = 1e-4;
             let num = (discretized_gaussian_log_likelihood(x, mean, log_scale + h).0
                 - discretized_gaussian_log_likelihood(x, mean, log_scale - h).0) / (2.0 * h);
-            // 1 − Φ near 1 loses digits to cancellation, so the difference is only good to ~1e-4.
-            prop_assert!((num - d).abs() <= 1e-3 * (1.0 + d.abs()), "x={x}: {d} vs {num}");
+            prop_assert!((num - d).abs() <= 1e-4 * (1.0 + d.abs()), "x={x}: {d} vs {num}");
         }
     }
 

@@ -19,6 +19,8 @@ use ndarray::{ArrayD, Axis};
 pub struct LossTerms {
     /// The batch loss: mean over the batch of `weight_b · (mse_b + vb_b)`.
     pub loss: f32,
+    /// The same in `f64` (the gradient check differences it without `f32` rounding).
+    pub loss_f64: f64,
     /// Per-sample MSE on the target.
     pub mse: Vec<f32>,
     /// Per-sample $L_\text{vlb}$ term in bits/dim (zeros when the variance is fixed).
@@ -45,12 +47,16 @@ pub fn normal_kl(mean1: f64, logvar1: f64, mean2: f64, logvar2: f64) -> (f64, f6
 const K: f64 = 0.797_884_560_802_865_4; // √(2/π)
 
 /// The tanh approximation of the standard normal CDF used by the reference,
-/// $\Phi(z) \approx \tfrac12\big(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3))\big)$, and its derivative.
-pub fn approx_std_normal_cdf(z: f64) -> (f64, f64) {
-    let th = (K * (z + 0.044715 * z * z * z)).tanh();
-    let cdf = 0.5 * (1.0 + th);
-    let pdf = 0.5 * (1.0 - th * th) * K * (1.0 + 3.0 * 0.044715 * z * z);
-    (cdf, pdf)
+/// $\Phi(z) \approx \tfrac12\big(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3))\big)$:
+/// returns $(\Phi, 1 - \Phi, \Phi')$. Since $\tfrac12(1 \pm \tanh u) = 1/(1 + e^{\mp 2u})$,
+/// both tails are computed without cancellation (the same function, more digits in the tails).
+pub fn approx_std_normal_cdf(z: f64) -> (f64, f64, f64) {
+    let u = K * (z + 0.044715 * z * z * z);
+    let cdf = 1.0 / (1.0 + (-2.0 * u).exp());
+    let sf = 1.0 / (1.0 + (2.0 * u).exp());
+    // $\Phi' = \tfrac12(1 - \tanh^2 u)\,u' = 2\,\Phi\,(1-\Phi)\,u'$
+    let pdf = 2.0 * cdf * sf * K * (1.0 + 3.0 * 0.044715 * z * z);
+    (cdf, sf, pdf)
 }
 
 // ANCHOR: discretized
@@ -62,8 +68,8 @@ pub fn discretized_gaussian_log_likelihood(x: f64, mean: f64, log_scale: f64) ->
     let centered = x - mean;
     let plus_in = inv_stdv * (centered + 1.0 / 255.0);
     let min_in = inv_stdv * (centered - 1.0 / 255.0);
-    let (cdf_plus, pdf_plus) = approx_std_normal_cdf(plus_in);
-    let (cdf_min, pdf_min) = approx_std_normal_cdf(min_in);
+    let (cdf_plus, sf_plus, pdf_plus) = approx_std_normal_cdf(plus_in);
+    let (cdf_min, sf_min, pdf_min) = approx_std_normal_cdf(min_in);
     // d(plus_in)/ds = −plus_in, d(min_in)/ds = −min_in.
     let (dp, dm) = (-pdf_plus * plus_in, -pdf_min * min_in);
     const FLOOR: f64 = 1e-12;
@@ -76,7 +82,7 @@ pub fn discretized_gaussian_log_likelihood(x: f64, mean: f64, log_scale: f64) ->
         }
     } else if x > 0.999 {
         // $\log(1 - \Phi(z_-))$
-        let p = 1.0 - cdf_min;
+        let p = sf_min;
         if p > FLOOR {
             (p.ln(), -dm / p)
         } else {
@@ -84,7 +90,12 @@ pub fn discretized_gaussian_log_likelihood(x: f64, mean: f64, log_scale: f64) ->
         }
     } else {
         // $\log(\Phi(z_+) - \Phi(z_-))$
-        let p = cdf_plus - cdf_min;
+        // In the upper tail subtract the small survival probabilities instead.
+        let p = if min_in > 0.0 {
+            sf_min - sf_plus
+        } else {
+            cdf_plus - cdf_min
+        };
         if p > FLOOR {
             (p.ln(), (dp - dm) / p)
         } else {
@@ -181,13 +192,17 @@ pub fn training_losses_frozen(
             let x0b = x0.index_axis(Axis(0), b);
             let tm = true_mean.index_axis(Axis(0), b);
             let mm = p.mean.index_axis(Axis(0), b);
-            let lv = p.log_variance.index_axis(Axis(0), b);
+            // $\log\sigma^2$ recomputed in f64 from the variance channels (as in
+            // `Diffusion::log_variance`): $\tfrac12(\log\beta_t + \log\tilde\beta_t) + v\,\partial\log\sigma^2/\partial v$.
+            let mid = 0.5 * (s.betas[tb].ln() + s.posterior_log_variance_clipped[tb]);
+            let lv = var_values.index_axis(Axis(0), b);
             let mut dvb = d_var.index_axis_mut(Axis(0), b);
             let elems = dvb
                 .iter_mut()
                 .zip(x0b.iter().zip(tm.iter()).zip(mm.iter().zip(lv.iter())));
-            for (dv, ((&x, &tmean), (&mmean, &lv2))) in elems {
-                let (x, tmean, mmean, lv2) = (x as f64, tmean as f64, mmean as f64, lv2 as f64);
+            for (dv, ((&x, &tmean), (&mmean, &v))) in elems {
+                let (x, tmean, mmean) = (x as f64, tmean as f64, mmean as f64);
+                let lv2 = mid + dlv_dv * v as f64;
                 let (term, dterm_dlv2) = if tb == 0 {
                     // Decoder NLL $-\log p(x_0 \mid x_1)$ with log scale $\tfrac12\log\sigma^2$.
                     let (lp, dlp_ds) = discretized_gaussian_log_likelihood(x, mmean, 0.5 * lv2);
@@ -206,6 +221,7 @@ pub fn training_losses_frozen(
     let loss = (0..bsz).map(|b| w(b) * (mse[b] + vb[b])).sum::<f64>() / bsz as f64;
     LossTerms {
         loss: loss as f32,
+        loss_f64: loss,
         mse: mse.iter().map(|&v| v as f32).collect(),
         vb: vb.iter().map(|&v| v as f32).collect(),
         d_out,
