@@ -9,7 +9,7 @@
 
 pub mod guidance;
 pub mod losses;
-// pub mod mlp_denoiser;
+pub mod mlp_denoiser;
 pub mod model;
 pub mod process;
 pub mod respace;
@@ -19,7 +19,7 @@ pub mod timestep;
 
 pub use guidance::Guided;
 pub use losses::{training_losses, LossTerms};
-// pub use mlp_denoiser::MlpDenoiser;
+pub use mlp_denoiser::MlpDenoiser;
 pub use model::{Denoiser, Diffusion, LossType, PMeanVar, Prediction, VarianceType};
 pub use respace::space_timesteps;
 pub use sampler::{SampleOptions, SamplerKind};
