@@ -16,6 +16,7 @@ pub mod respace;
 pub mod sampler;
 pub mod schedule;
 pub mod timestep;
+pub mod train2d;
 
 pub use guidance::Guided;
 pub use losses::{training_losses, LossTerms};
