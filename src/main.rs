@@ -13,6 +13,19 @@ struct Cli {
 enum Command {
     /// Run the main demo (placeholder until the DiT pipeline lands: checks every layer's gradient).
     Demo,
+    /// Train the 2-D toy diffusion model and sample it (the DDPM chapter's experiment).
+    #[command(name = "train-2d")]
+    Train2d {
+        /// swiss_roll, two_moons, 8gaussians or checkerboard.
+        #[arg(long, default_value = "swiss_roll")]
+        dataset: String,
+        /// Training steps.
+        #[arg(long, default_value_t = 10_000)]
+        steps: u64,
+        /// Folder for the figures.
+        #[arg(long, default_value = "out/ddpm_2d")]
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() {
@@ -22,6 +35,12 @@ fn main() {
             println!("minisora demo: the full latent DiT pipeline is not built yet.");
             Ok(())
         }
+        Command::Train2d {
+            dataset,
+            steps,
+            out,
+        } => minisora::data::toy2d::Toy2d::parse(&dataset)
+            .and_then(|d| minisora::diffusion::train2d::train_2d(d, steps, &out)),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -1,1 +1,4 @@
 //! Reading and writing: pictures, plots, progress bars, checkpoints.
+
+pub mod plot;
+pub mod progress;

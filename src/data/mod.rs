@@ -1,0 +1,3 @@
+//! Datasets, built in or read from disk.
+
+pub mod toy2d;

@@ -1,0 +1,28 @@
+//! Gaussian diffusion, model-agnostic: noise schedules, the forward process, the losses, the
+//! DDPM and DDIM samplers, timestep respacing and classifier-free guidance. Every model —
+//! the toy MLP, the U-Net, DiT, the video DiT — plugs in through one small trait,
+//! [`Denoiser`]: `(x_t, t, y) → output`.
+//!
+//! The semantics follow openai/improved-diffusion (`gaussian_diffusion.py`, `respace.py`,
+//! `losses.py`) as used by facebookresearch/DiT. The book's chapters "Diffusion (DDPM)" and
+//! "Sampling (DDIM)" walk through this module.
+
+pub mod guidance;
+pub mod losses;
+pub mod mlp_denoiser;
+pub mod model;
+pub mod process;
+pub mod respace;
+pub mod sampler;
+pub mod schedule;
+pub mod timestep;
+pub mod train2d;
+
+pub use guidance::Guided;
+pub use losses::{training_losses, LossTerms};
+pub use mlp_denoiser::MlpDenoiser;
+pub use model::{Denoiser, Diffusion, LossType, PMeanVar, Prediction, VarianceType};
+pub use respace::space_timesteps;
+pub use sampler::{SampleOptions, SamplerKind};
+pub use schedule::{BetaSchedule, Schedule};
+pub use timestep::{sample_uniform, timestep_embedding, LossSecondMomentSampler};
