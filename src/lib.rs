@@ -4,6 +4,7 @@
 //! diffusion and a space-time DiT — written from scratch for the CPU, with every backward pass
 //! written by hand. Read it beside the book in `book/`.
 
+pub mod data;
 pub mod error;
 pub mod gradcheck;
 pub mod io;

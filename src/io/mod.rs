@@ -1,1 +1,3 @@
 //! Reading and writing: pictures, plots, progress bars, checkpoints.
+
+pub mod image;

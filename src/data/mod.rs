@@ -1,0 +1,19 @@
+//! Image data, all made or read on this machine: nothing is downloaded.
+//!
+//! - [`digits`]: procedurally drawn handwritten-looking digits 0–9 (32×32 grey), the main demo's data.
+//! - [`shapes`]: coloured geometric shapes (32×32 RGB), labelled by shape.
+//! - [`folder`]: a torchvision-`ImageFolder`-style loader for the reader's own pictures.
+//! - [`mnist`]: a reader for MNIST's IDX files, for readers who have them on disk.
+//! - [`batch`]: seeded shuffling into mini-batches, with an optional horizontal flip.
+//!
+//! Every loader returns an [`ImageDataset`]: images `(N, C, H, W)` in `[−1, 1]` with labels.
+
+pub mod batch;
+pub mod dataset;
+pub mod digits;
+pub mod folder;
+pub mod mnist;
+pub mod shapes;
+
+pub use batch::{Batch, Batcher};
+pub use dataset::ImageDataset;
