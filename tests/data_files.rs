@@ -281,3 +281,12 @@ fn gif_has_every_frame() {
     assert_eq!(dec.into_frames().count(), 3);
     assert!(save_gif(&path, &[], GridLayout::new(2), 100).is_err());
 }
+
+#[test]
+fn mnist_absurd_header_is_an_error_not_a_panic() {
+    let t = TempDir::new("mnist-absurd");
+    let p = t.0.join("train-images-idx3-ubyte");
+    std::fs::write(&p, idx(0x803, &[u32::MAX, u32::MAX, u32::MAX], &[0; 16])).unwrap();
+    let e = read_idx_images(&p).unwrap_err();
+    assert!(e.problem.contains("truncated"), "{e}");
+}

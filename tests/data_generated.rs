@@ -154,3 +154,15 @@ fn ring_has_a_hole_and_circle_does_not() {
         );
     }
 }
+
+#[test]
+fn dataset_checks_its_parts() {
+    let imgs = ndarray::Array4::<f32>::zeros((3, 1, 4, 4));
+    let e = ImageDataset::new(imgs.clone(), vec![0, 0], vec!["a".into()]).unwrap_err();
+    assert!(e.problem.contains("3 images but 2 labels"), "{e}");
+    let e = ImageDataset::new(imgs.clone(), vec![0, 1, 2], vec!["a".into()]).unwrap_err();
+    assert!(e.problem.contains("label 1"), "{e}");
+    let ds = ImageDataset::new(imgs, vec![0; 3], vec!["a".into()]).unwrap();
+    assert!(ds.pad_to(3).is_err());
+    assert_eq!(ds.pad_to(6).unwrap().images.shape(), &[3, 1, 6, 6]);
+}

@@ -39,6 +39,15 @@ pub struct FolderLoad {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+impl FolderLoad {
+    /// Prints one line per skipped file to stderr (nothing if none were skipped).
+    pub fn print_skipped(&self) {
+        for (path, why) in &self.skipped {
+            eprintln!("skipped {}: {why}", path.display());
+        }
+    }
+}
+
 /// File names that are not pictures and are silently ignored.
 fn is_hidden(path: &Path) -> bool {
     path.file_name()

@@ -69,7 +69,12 @@ fn header(path: &Path, bytes: &[u8], magic: u32, what: &str) -> Result<(Vec<usiz
         ));
     }
     let dims: Vec<usize> = (0..ndim).map(|d| be(4 + 4 * d) as usize).collect();
-    let want = head + dims.iter().product::<usize>();
+    // checked: a damaged header can claim more bytes than fit in memory
+    let want = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|body| body.checked_add(head))
+        .unwrap_or(usize::MAX);
     if bytes.len() != want {
         let how = if bytes.len() < want {
             "truncated"
