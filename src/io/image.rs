@@ -3,7 +3,7 @@
 //! [`folder`](crate::data::folder) loader.
 //!
 //! Files are encoded in memory with the `image` crate, then written with
-//! [`write_atomic`](crate::error::write_atomic), so an interrupted run never leaves half a file.
+//! [`write_atomic`], so an interrupted run never leaves half a file.
 
 use crate::data::dataset::unit_to_byte;
 use crate::error::{write_atomic, Error, Result};
