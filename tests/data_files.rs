@@ -49,11 +49,14 @@ fn folder_classes_from_sorted_subfolders() {
     write_png(&t.0.join("zebra/a.png"), 20, 10, [255, 255, 255]);
     write_png(&t.0.join("ant/b.png"), 10, 30, [0, 0, 0]);
     write_png(&t.0.join("ant/c.bmp"), 16, 16, [255, 0, 0]);
+    std::fs::create_dir_all(t.0.join("empty-class")).unwrap();
     let load = load_folder(&t.0, OPTS).unwrap();
     let ds = load.dataset;
-    assert!(load.skipped.is_empty());
-    assert_eq!(ds.class_names, ["ant", "zebra"]);
-    assert_eq!(ds.labels, [0, 0, 1]);
+    // the empty class keeps its sorted place and is reported
+    assert_eq!(load.skipped.len(), 1);
+    assert!(load.skipped[0].0.ends_with("empty-class"));
+    assert_eq!(ds.class_names, ["ant", "empty-class", "zebra"]);
+    assert_eq!(ds.labels, [0, 0, 2]);
     assert_eq!(ds.images.shape(), &[3, 3, 16, 16]);
     // black → −1, white → +1, red → (+1, −1, −1)
     assert!(ds.image(0).iter().all(|&v| v == -1.0));

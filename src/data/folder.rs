@@ -206,6 +206,18 @@ pub fn load_folder(root: &Path, opts: FolderOptions) -> Result<FolderLoad> {
             "put PNG, JPEG, GIF, BMP or WebP pictures in it",
         ));
     }
+    // a class folder with nothing readable keeps its label (so labels follow the sorted
+    // names) but is reported, since a model cannot learn a class it never sees
+    let mut counts = vec![0usize; class_names.len()];
+    for &l in &labels {
+        counts[l] += 1;
+    }
+    for (dir, _) in class_dirs.iter().zip(&counts).filter(|(_, &c)| c == 0) {
+        skipped.push((
+            dir.to_path_buf(),
+            format!("class folder {} has no readable images", dir.display()),
+        ));
+    }
     let n = labels.len();
     let images = Array4::from_shape_vec((n, ch, size, size), pixels).expect("sizes agree");
     let dataset = ImageDataset::new(images, labels, class_names)?;
