@@ -1,4 +1,5 @@
 //! Reading and writing: pictures, plots, progress bars, checkpoints.
 
+pub mod image;
 pub mod plot;
 pub mod progress;
