@@ -11,7 +11,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the main demo (placeholder until the DiT pipeline lands: checks every layer's gradient).
+    /// Run the main demo. Until the latent DiT lands (issue 6) it trains and samples the 2-D
+    /// diffusion model of the DDPM chapter and writes its figures to out/demo/.
     Demo,
     /// Train the 2-D toy diffusion model and sample it (the DDPM chapter's experiment).
     #[command(name = "train-2d")]
@@ -32,8 +33,13 @@ fn main() {
     let cli = Cli::parse();
     let result: minisora::error::Result<()> = match cli.command {
         Command::Demo => {
-            println!("minisora demo: the full latent DiT pipeline is not built yet.");
-            Ok(())
+            println!("minisora demo: the latent DiT pipeline is not built yet (issue 6);");
+            println!("meanwhile: DDPM on a 2-D swiss roll, the book's first experiment (< 1 min).");
+            minisora::diffusion::train2d::train_2d(
+                minisora::data::toy2d::Toy2d::SwissRoll,
+                10_000,
+                std::path::Path::new("out/demo"),
+            )
         }
         Command::Train2d {
             dataset,
