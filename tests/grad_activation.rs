@@ -6,7 +6,7 @@ use minisora::gradcheck::{check, random_input};
 use minisora::nn::{erf, Gelu, GeluKind, Silu};
 use minisora::tensor::rng;
 use ndarray::{arr1, Array1, ArrayD, IxDyn};
-use norms_support::check_3;
+use norms_support::check_seeded;
 use proptest::prelude::*;
 
 /// Random shapes of rank 1 to 4 with small axes, scaled so inputs reach the tails (|x| ≈ 6).
@@ -26,7 +26,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let x = input(&shape, scale, seed);
-        let report = check_3(seed, |cfg| {
+        let report = check_seeded(seed, |cfg| {
             check(
                 &mut Silu,
                 std::slice::from_ref(&x),
@@ -53,7 +53,7 @@ proptest! {
     ) {
         let kind = if tanh { GeluKind::Tanh } else { GeluKind::Exact };
         let x = input(&shape, scale, seed);
-        let report = check_3(seed, |cfg| {
+        let report = check_seeded(seed, |cfg| {
             check(
                 &mut Gelu::new(kind),
                 std::slice::from_ref(&x),

@@ -8,7 +8,7 @@ use minisora::nn::Embedding;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr2, Array2};
-use norms_support::check_3;
+use norms_support::check_seeded;
 use proptest::prelude::*;
 
 proptest! {
@@ -23,7 +23,7 @@ proptest! {
         let layer = Embedding::new(num, dim, &mut rng(seed ^ 0x5eed));
         // Ids repeat whenever there are more of them than rows: those rows' gradients add up.
         let ids: Vec<usize> = raw_ids.iter().map(|i| i % num).collect();
-        let report = check_3(seed, |cfg| {
+        let report = check_seeded(seed, |cfg| {
             check(
                 &mut layer.clone(),
                 &[],

@@ -7,7 +7,7 @@ use minisora::nn::GroupNorm;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr1, arr3, ArrayD};
-use norms_support::check_3;
+use norms_support::check_seeded;
 use proptest::prelude::*;
 
 /// A standard-normal input plus a ramp from −3 to 3 across each normalised slice of `len`
@@ -62,7 +62,7 @@ proptest! {
         let mut shape = vec![batch, channels];
         shape.extend(&spatial);
         let x = spread_input(&shape, per_group * spatial.iter().product::<usize>(), &mut r);
-        let report = check_3(seed, |cfg| {
+        let report = check_seeded(seed, |cfg| {
             check(
                 &mut layer.clone(),
                 std::slice::from_ref(&x),

@@ -7,7 +7,7 @@ use minisora::nn::LayerNorm;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr1, arr2, Array2};
-use norms_support::check_3;
+use norms_support::check_seeded;
 use proptest::prelude::*;
 
 /// A standard-normal input plus a ramp from −3 to 3 across each normalised slice of `len`
@@ -59,7 +59,7 @@ proptest! {
         let mut shape = lead.clone();
         shape.push(dim);
         let x = spread_input(&shape, dim, &mut r);
-        let report = check_3(seed, |cfg| {
+        let report = check_seeded(seed, |cfg| {
             check(
                 &mut layer.clone(),
                 std::slice::from_ref(&x),

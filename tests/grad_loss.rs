@@ -8,7 +8,7 @@ use minisora::nn::{l1, mse};
 use minisora::param::{Param, Parameters};
 use minisora::tensor::rng;
 use ndarray::{arr1, arr2, ArrayD, IxDyn};
-use norms_support::check_3;
+use norms_support::check_seeded;
 use proptest::prelude::*;
 
 /// A loss has no parameters; the checker still wants a model to walk.
@@ -21,7 +21,7 @@ type Loss = fn(&ArrayD<f32>, &ArrayD<f32>) -> (f32, ArrayD<f32>);
 
 /// Checks `loss(pred, target)` as a layer with a one-element output `[L]`.
 fn check_loss(loss: Loss, pred: ArrayD<f32>, target: ArrayD<f32>, seed: u64) -> bool {
-    let report = check_3(seed, |cfg| {
+    let report = check_seeded(seed, |cfg| {
         check(
             &mut NoParams,
             std::slice::from_ref(&pred),
