@@ -13,5 +13,6 @@ pub mod nn;
 pub mod optim;
 pub mod param;
 pub mod tensor;
+pub mod vae;
 
 pub use param::{Param, Parameters};
