@@ -5,3 +5,9 @@
 //!
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
+
+pub mod config;
+pub mod distribution;
+
+pub use config::VaeConfig;
+pub use distribution::DiagonalGaussian;
