@@ -5,3 +5,7 @@
 //!
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
+
+pub mod resblock;
+
+pub use resblock::{ResnetBlock, ResnetBlockCache};
