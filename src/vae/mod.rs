@@ -6,6 +6,10 @@
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
 
+pub mod resblock;
+
+pub use resblock::{ResnetBlock, ResnetBlockCache};
+
 pub mod config;
 pub mod distribution;
 
