@@ -236,20 +236,22 @@ fn scale_grads(m: &mut impl Parameters, s: f32) {
 /// with errors shrinking as step² and step⁴ (truncation, not a wrong gradient: 2.6e-2, 2.1e-3,
 /// 2.0e-4 at steps 1e-2, 5e-3, 2.5e-3 on one directional check); at 1e-3 none failed, the worst
 /// at half the tolerance. That the finer step still sees a wrong gradient is tested below.
-fn model_check(seed: u64, max_coords: usize) -> GradCheck {
+/// Each network has 50–100 tensors, so 16 sampled coordinates each (besides the directional
+/// check through all of them) keep the file fast.
+fn model_check(seed: u64) -> GradCheck {
     GradCheck {
         seed,
         step: 1e-3,
-        max_coords,
+        max_coords: 16,
         ..GradCheck::default()
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(ProptestConfig::with_cases(6))]
     #[test]
     fn encoder_gradients_match_finite_differences(
-        b in 1usize..3, c in 1usize..4, z in 1usize..3, blocks in 1usize..3,
+        b in 1usize..3, c in 1usize..4, z in 1usize..3, blocks in 0usize..3,
         attn in any::<bool>(), seed in any::<u64>(),
     ) {
         let config = tiny(c, z, blocks, attn);
@@ -264,14 +266,14 @@ proptest! {
                 let (_, cache) = m.forward(&four(&xs[0]));
                 vec![m.backward(&cache, &four(dy)).into_dyn()]
             },
-            &model_check(seed, 64),
+            &model_check(seed),
         );
         prop_assert!(report.passed, "{report:?}");
     }
 
     #[test]
     fn decoder_gradients_match_finite_differences(
-        b in 1usize..3, c in 1usize..4, z in 1usize..3, blocks in 1usize..3,
+        b in 1usize..3, c in 1usize..4, z in 1usize..3, blocks in 0usize..3,
         attn in any::<bool>(), seed in any::<u64>(),
     ) {
         let config = tiny(c, z, blocks, attn);
@@ -287,7 +289,7 @@ proptest! {
                 assert_eq!(y.dim(), (b, c, 8, 8));
                 vec![m.backward(&cache, &four(dy)).into_dyn()]
             },
-            &model_check(seed, 64),
+            &model_check(seed),
         );
         prop_assert!(report.passed, "{report:?}");
     }
@@ -320,7 +322,7 @@ proptest! {
                 scale_grads(m, dy[0]);
                 vec![(dx * dy[0]).into_dyn()]
             },
-            &model_check(seed, 16),
+            &model_check(seed),
         );
         prop_assert!(report.passed, "{report:?}");
     }
@@ -349,7 +351,7 @@ fn the_whole_model_check_catches_a_small_error() {
                 m.encoder.conv_in.weight.grad *= 1.03;
                 vec![(dx * dy[0]).into_dyn()]
             },
-            &model_check(seed, 16),
+            &model_check(seed),
         );
         if !report.passed {
             assert_eq!(

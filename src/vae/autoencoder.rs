@@ -187,6 +187,7 @@ fn parts(recon: f64, post: &DiagonalGaussian, loss: &VaeLoss, x_rec: Array4<f32>
     }
 }
 
+// ANCHOR: vae_recon
 /// $\frac1B \sum \ell(\hat x - x)$ (summed in f64) and, if `grad`, its gradient with respect
 /// to $\hat x$: $\frac1B \operatorname{sign}(\hat x - x)$ (0 at 0) or $\frac2B (\hat x - x)$.
 fn recon_loss(
@@ -221,6 +222,7 @@ fn recon_loss(
     });
     (sum / b as f64, dx_rec)
 }
+// ANCHOR_END: vae_recon
 
 impl Parameters for AutoencoderKL {
     /// `encoder.…`, `decoder.…`, `quant_conv.…`, `post_quant_conv.…` (LDM's state_dict order).

@@ -54,7 +54,11 @@ impl DiagonalGaussian {
     // ANCHOR: reparameterize
     /// The reparameterised sample for the standard-normal noise `eps` (same shape as the mean).
     pub fn sample(&self, eps: &Array4<f32>) -> Array4<f32> {
-        assert_eq!(eps.shape(), self.mean.shape(), "eps must match the mean");
+        assert_eq!(
+            eps.shape(),
+            self.mean.shape(),
+            "DiagonalGaussian::sample: eps must have the shape of the mean"
+        );
         // $z = \mu + \sigma \varepsilon$,  $\sigma = e^{\text{logvar}/2}$
         let mut z = self.mean.clone();
         Zip::from(&mut z)
@@ -71,7 +75,11 @@ impl DiagonalGaussian {
         eps: &Array4<f32>,
         dz: &Array4<f32>,
     ) -> (Array4<f32>, Array4<f32>) {
-        assert_eq!(dz.shape(), self.mean.shape(), "dz must match the mean");
+        assert_eq!(
+            dz.shape(),
+            self.mean.shape(),
+            "DiagonalGaussian::sample_backward: dz must have the shape of the mean"
+        );
         let dmean = dz.to_owned();
         // $d\,\text{logvar} = dz \cdot \tfrac12 \sigma \varepsilon$
         let mut dlogvar = Array4::zeros(self.logvar.raw_dim());
