@@ -122,7 +122,7 @@ impl AutoencoderKL {
         let post = self.encode(x);
         let z = post.sample(eps);
         let x_rec = self.decode(&z);
-        let (recon, _) = recon_loss(&x_rec, x, loss.recon, false);
+        let recon = recon_loss(&x_rec, x, loss.recon);
         parts(recon, &post, loss, x_rec)
     }
 
@@ -153,10 +153,10 @@ impl AutoencoderKL {
         let z = post.sample(eps); // $z = \mu + \sigma\varepsilon$   (B, z, h, w)
         let (zq, post_quant) = self.post_quant_conv.forward(&z);
         let (x_rec, dec) = self.decoder.forward(&zq); // (B, C, H, W)
-        let (recon, dx_rec) = recon_loss(&x_rec, x, loss.recon, true);
+        let recon = recon_loss(&x_rec, x, loss.recon);
 
         // Backward: the reconstruction's gradient enters at x̂ and flows to z ...
-        let dx_rec = dx_rec.expect("asked for");
+        let dx_rec = recon_grad(&x_rec, x, loss.recon); // (B, C, H, W)
         let dzq = self.decoder.backward(&dec, &dx_rec);
         let dz = self.post_quant_conv.backward(&post_quant, &dzq);
         let (mut dmean, mut dlogvar) = post.sample_backward(eps, &dz);
@@ -188,16 +188,10 @@ fn parts(recon: f64, post: &DiagonalGaussian, loss: &VaeLoss, x_rec: Array4<f32>
 }
 
 // ANCHOR: vae_recon
-/// $\frac1B \sum \ell(\hat x - x)$ (summed in f64) and, if `grad`, its gradient with respect
-/// to $\hat x$: $\frac1B \operatorname{sign}(\hat x - x)$ (0 at 0) or $\frac2B (\hat x - x)$.
-fn recon_loss(
-    x_rec: &Array4<f32>,
-    x: &Array4<f32>,
-    kind: Recon,
-    grad: bool,
-) -> (f64, Option<Array4<f32>>) {
+/// $\frac1B \sum \ell(\hat x - x)$, summed in f64: the reconstruction term per image,
+/// averaged over the batch.
+fn recon_loss(x_rec: &Array4<f32>, x: &Array4<f32>, kind: Recon) -> f64 {
     assert_eq!(x_rec.shape(), x.shape(), "reconstruction and image differ");
-    let b = x.shape()[0].max(1);
     let mut sum = 0.0f64;
     Zip::from(x_rec).and(x).for_each(|&p, &t| {
         let d = p as f64 - t as f64;
@@ -206,21 +200,24 @@ fn recon_loss(
             Recon::Mse => d * d,
         };
     });
-    let dx_rec = grad.then(|| {
-        let inv_b = 1.0 / b as f32;
-        let mut g = Array4::zeros(x.raw_dim());
-        Zip::from(&mut g).and(x_rec).and(x).for_each(|g, &p, &t| {
-            let d = p - t;
-            *g = match kind {
-                Recon::L1 if d > 0.0 => inv_b,
-                Recon::L1 if d < 0.0 => -inv_b,
-                Recon::L1 => 0.0,
-                Recon::Mse => 2.0 * inv_b * d,
-            };
-        });
-        g
+    sum / x.shape()[0].max(1) as f64
+}
+
+/// Its gradient with respect to $\hat x$: $\frac1B \operatorname{sign}(\hat x - x)$ (0 at 0,
+/// as PyTorch) or $\frac2B (\hat x - x)$.
+fn recon_grad(x_rec: &Array4<f32>, x: &Array4<f32>, kind: Recon) -> Array4<f32> {
+    let inv_b = 1.0 / x.shape()[0].max(1) as f32;
+    let mut g = Array4::zeros(x.raw_dim());
+    Zip::from(&mut g).and(x_rec).and(x).for_each(|g, &p, &t| {
+        let d = p - t;
+        *g = match kind {
+            Recon::L1 if d > 0.0 => inv_b,
+            Recon::L1 if d < 0.0 => -inv_b,
+            Recon::L1 => 0.0,
+            Recon::Mse => 2.0 * inv_b * d,
+        };
     });
-    (sum / b as f64, dx_rec)
+    g
 }
 // ANCHOR_END: vae_recon
 
@@ -232,5 +229,29 @@ impl Parameters for AutoencoderKL {
         self.quant_conv.visit(&join(prefix, "quant_conv"), f);
         self.post_quant_conv
             .visit(&join(prefix, "post_quant_conv"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recon_terms_and_gradients() {
+        // Two images of two pixels: differences (0.5, −2) and (0, 1).
+        let x = Array4::from_shape_vec((2, 1, 1, 2), vec![0.0, 2.0, 1.0, -1.0]).unwrap();
+        let x_rec = Array4::from_shape_vec((2, 1, 1, 2), vec![0.5, 0.0, 1.0, 0.0]).unwrap();
+        assert_eq!(
+            recon_loss(&x_rec, &x, Recon::L1),
+            (0.5 + 2.0 + 0.0 + 1.0) / 2.0
+        );
+        assert_eq!(
+            recon_loss(&x_rec, &x, Recon::Mse),
+            (0.25 + 4.0 + 0.0 + 1.0) / 2.0
+        );
+        let l1: Vec<f32> = recon_grad(&x_rec, &x, Recon::L1).into_iter().collect();
+        assert_eq!(l1, vec![0.5, -0.5, 0.0, 0.5]);
+        let mse: Vec<f32> = recon_grad(&x_rec, &x, Recon::Mse).into_iter().collect();
+        assert_eq!(mse, vec![0.5, -2.0, 0.0, 1.0]);
     }
 }
