@@ -6,10 +6,12 @@
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
 
+pub mod resblock;
+
+pub use resblock::{ResnetBlock, ResnetBlockCache};
+
 pub mod config;
 pub mod distribution;
-pub mod resblock;
 
 pub use config::VaeConfig;
 pub use distribution::DiagonalGaussian;
-pub use resblock::{ResnetBlock, ResnetBlockCache};
