@@ -6,8 +6,12 @@
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
 
+pub mod attn_block;
+pub mod resample;
 pub mod resblock;
 
+pub use attn_block::{AttnBlock, AttnBlockCache};
+pub use resample::{Downsample, DownsampleCache, Upsample, UpsampleCache};
 pub use resblock::{ResnetBlock, ResnetBlockCache};
 
 pub mod config;
