@@ -14,8 +14,14 @@ pub use attn_block::{AttnBlock, AttnBlockCache};
 pub use resample::{Downsample, DownsampleCache, Upsample, UpsampleCache};
 pub use resblock::{ResnetBlock, ResnetBlockCache};
 
+pub mod autoencoder;
 pub mod config;
+pub mod decoder;
 pub mod distribution;
+pub mod encoder;
 
+pub use autoencoder::{AutoencoderKL, LossParts, Recon, VaeLoss};
 pub use config::VaeConfig;
+pub use decoder::{Decoder, DecoderCache, UpLevel};
 pub use distribution::DiagonalGaussian;
+pub use encoder::{DownLevel, Encoder, EncoderCache, MidBlock, MidBlockCache};
