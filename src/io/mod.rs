@@ -1,5 +1,6 @@
 //! Reading and writing: pictures, plots, progress bars, checkpoints.
 
+pub mod checkpoint;
 pub mod image;
 pub mod plot;
 pub mod progress;
