@@ -5,6 +5,7 @@
 //! - [`folder`]: a torchvision-`ImageFolder`-style loader for the reader's own pictures.
 //! - [`mnist`]: a reader for MNIST's IDX files, for readers who have them on disk.
 //! - [`toy2d`]: 2-D point clouds (swiss roll, two moons, …) for the first diffusion chapter.
+//! - [`source`]: a dataset named on the command line (`digits`, `shapes`, `mnist:DIR`, a folder).
 //! - [`batch`]: seeded shuffling into mini-batches, with an optional horizontal flip.
 //!
 //! Every loader returns an [`ImageDataset`]: images `(N, C, H, W)` in `[−1, 1]` with labels.
@@ -15,7 +16,9 @@ pub mod digits;
 pub mod folder;
 pub mod mnist;
 pub mod shapes;
+pub mod source;
 pub mod toy2d;
 
 pub use batch::{Batch, Batcher};
 pub use dataset::ImageDataset;
+pub use source::DataSource;

@@ -5,23 +5,24 @@
 //!
 //! - blocks: [`resblock`], [`attn_block`], [`resample`]
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
+//! - using it: [`train`] (training and the latent scale), [`encode`] (a dataset to a latent file)
 
 pub mod attn_block;
-pub mod resample;
-pub mod resblock;
-
-pub use attn_block::{AttnBlock, AttnBlockCache};
-pub use resample::{Downsample, DownsampleCache, Upsample, UpsampleCache};
-pub use resblock::{ResnetBlock, ResnetBlockCache};
-
 pub mod autoencoder;
 pub mod config;
 pub mod decoder;
 pub mod distribution;
+pub mod encode;
 pub mod encoder;
+pub mod resample;
+pub mod resblock;
+pub mod train;
 
+pub use attn_block::{AttnBlock, AttnBlockCache};
 pub use autoencoder::{AutoencoderKL, LossParts, Recon, VaeLoss};
 pub use config::VaeConfig;
 pub use decoder::{Decoder, DecoderCache, UpLevel};
 pub use distribution::DiagonalGaussian;
 pub use encoder::{DownLevel, Encoder, EncoderCache, MidBlock, MidBlockCache};
+pub use resample::{Downsample, DownsampleCache, Upsample, UpsampleCache};
+pub use resblock::{ResnetBlock, ResnetBlockCache};

@@ -1,0 +1,117 @@
+//! Which images to train on, named the way the command line names them: `digits`, `shapes`,
+//! `mnist:DIR` (a folder holding MNIST's IDX files) or any other text as a path to an image
+//! folder. One place turns that name into an [`ImageDataset`], so `train-vae`, `encode` and
+//! the later trainers all accept the same `--data` values.
+
+use super::{digits, folder, mnist, shapes, ImageDataset};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A dataset named on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSource {
+    /// Procedural handwritten-looking digits, 32×32 grey.
+    Digits,
+    /// Coloured geometric shapes, 32×32 RGB.
+    Shapes,
+    /// `train-images-idx3-ubyte` and `train-labels-idx1-ubyte` in this folder, padded to 32×32.
+    Mnist(PathBuf),
+    /// A torchvision-`ImageFolder`-style folder, resized and centre-cropped to 32×32.
+    Folder(PathBuf),
+}
+
+impl DataSource {
+    /// `digits`, `shapes`, `mnist:DIR`, or a folder path.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "digits" => Ok(DataSource::Digits),
+            "shapes" => Ok(DataSource::Shapes),
+            "" => Err(Error::new(
+                "no dataset given",
+                "use digits, shapes, mnist:DIR or the path of an image folder",
+            )),
+            _ => match s.strip_prefix("mnist:") {
+                Some(dir) => Ok(DataSource::Mnist(PathBuf::from(dir))),
+                None => Ok(DataSource::Folder(PathBuf::from(s))),
+            },
+        }
+    }
+
+    /// A short name for logs and checkpoint metadata.
+    pub fn name(&self) -> String {
+        match self {
+            DataSource::Digits => "digits".into(),
+            DataSource::Shapes => "shapes".into(),
+            DataSource::Mnist(d) => format!("mnist:{}", d.display()),
+            DataSource::Folder(d) => d.display().to_string(),
+        }
+    }
+
+    /// Image channels: 1 for digits and MNIST, 3 for shapes and folders.
+    pub fn channels(&self) -> usize {
+        match self {
+            DataSource::Digits | DataSource::Mnist(_) => 1,
+            DataSource::Shapes | DataSource::Folder(_) => 3,
+        }
+    }
+
+    /// Up to `n` images of `size × size`. Generated sets draw image `i` from `seed` and `i`
+    /// alone, so `load(n, …, seed)` is a prefix of `load(m > n, …, seed)`; files are read in
+    /// sorted order and cut to the first `n`.
+    pub fn load(&self, n: usize, size: usize, seed: u64) -> Result<ImageDataset> {
+        let ds = match self {
+            DataSource::Digits => digits::generate_sized(n, size, seed),
+            DataSource::Shapes => shapes::generate_sized(n, size, seed),
+            DataSource::Mnist(dir) => {
+                let ds = mnist::load_mnist(
+                    &dir.join("train-images-idx3-ubyte"),
+                    &dir.join("train-labels-idx1-ubyte"),
+                )?;
+                ds.pad_to(size)?.take(n)
+            }
+            DataSource::Folder(dir) => {
+                let load = folder::load_folder(
+                    Path::new(dir),
+                    folder::FolderOptions {
+                        size,
+                        channels: self.channels(),
+                    },
+                )?;
+                load.print_skipped();
+                load.dataset.take(n)
+            }
+        };
+        Ok(ds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(DataSource::parse("digits").unwrap(), DataSource::Digits);
+        assert_eq!(DataSource::parse("shapes").unwrap(), DataSource::Shapes);
+        assert_eq!(
+            DataSource::parse("mnist:/data/mnist").unwrap(),
+            DataSource::Mnist("/data/mnist".into())
+        );
+        assert_eq!(
+            DataSource::parse("pics").unwrap(),
+            DataSource::Folder("pics".into())
+        );
+        assert!(DataSource::parse("").is_err());
+    }
+
+    #[test]
+    fn generated_sets_are_prefixes() {
+        let a = DataSource::Digits.load(3, 32, 7).unwrap();
+        let b = DataSource::Digits.load(5, 32, 7).unwrap();
+        assert_eq!(
+            a.images,
+            b.images.slice(ndarray::s![..3, .., .., ..]).to_owned()
+        );
+        assert_eq!(a.channels(), DataSource::Digits.channels());
+    }
+}
