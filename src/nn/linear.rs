@@ -73,7 +73,8 @@ impl Linear {
         dy: &Array<f32, D>,
     ) -> Array<f32, D> {
         let dy2 = rows(dy.view(), self.d_out()); // (N, OUT)
-                                                 // $\partial L/\partial W \mathrel{+}= dy^\top x$   (OUT, IN)
+
+        // $\partial L/\partial W \mathrel{+}= dy^\top x$   (OUT, IN)
         gemm(1.0, dy2.t(), cache.x.view(), 1.0, self.weight.g2());
         if let Some(b) = &mut self.bias {
             // $\partial L/\partial b \mathrel{+}= \sum_n dy_n$   (OUT)

@@ -125,8 +125,9 @@ impl AttnBlock {
     /// `dx = dy + ∂L/∂x` through the attention branch.
     pub fn backward(&mut self, cache: &AttnBlockCache, dy: &Array4<f32>) -> Array4<f32> {
         let d_o = self.proj_out.backward(&cache.proj_out, dy); // (B, C, H, W)
-                                                               // dQ, dK, dV are written through token views of (B, C, H, W) arrays, ready for the
-                                                               // 1×1 convs' backward passes.
+
+        // dQ, dK, dV are written through token views of (B, C, H, W) arrays, ready for the
+        // 1×1 convs' backward passes.
         let mut dq = Array4::zeros(cache.q.raw_dim());
         let mut dk = Array4::zeros(cache.k.raw_dim());
         let mut dv = Array4::zeros(cache.v.raw_dim());

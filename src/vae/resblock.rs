@@ -71,7 +71,8 @@ impl ResnetBlock {
         let (h, norm2) = self.norm2.forward(&h);
         let (h, act2) = Silu.forward(&h);
         let (mut y, conv2) = self.conv2.forward(&h); // (B, C_out, H, W)
-                                                     // $y = s(x) + h$, added in place onto the branch's output
+
+        // $y = s(x) + h$, added in place onto the branch's output
         let shortcut = match &self.nin_shortcut {
             Some(nin) => {
                 let (s, cache) = nin.forward(x); // 1×1 conv: (B, C_out, H, W)
@@ -121,7 +122,8 @@ impl ResnetBlock {
         let dh = self.conv1.backward(&cache.conv1, &dh);
         let dh = Silu.backward(&cache.act1, &dh);
         let mut dx = self.norm1.backward(&cache.norm1, &dh); // (B, C_in, H, W)
-                                                             // $dx \mathrel{+}= dy$ (identity) or $W_{\text{nin}}^\top dy$ (1×1 conv)
+
+        // $dx \mathrel{+}= dy$ (identity) or $W_{\text{nin}}^\top dy$ (1×1 conv)
         match (&mut self.nin_shortcut, &cache.shortcut) {
             (Some(nin), Some(c)) => dx += &nin.backward(c, dy),
             (None, None) => dx += dy,
