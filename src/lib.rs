@@ -13,6 +13,7 @@ pub mod nn;
 pub mod optim;
 pub mod param;
 pub mod tensor;
+pub mod unet;
 pub mod vae;
 
 pub use param::{Param, Parameters};

@@ -16,6 +16,7 @@ pub mod respace;
 pub mod sampler;
 pub mod schedule;
 pub mod timestep;
+pub mod trainable;
 pub mod train2d;
 
 pub use guidance::Guided;
@@ -26,3 +27,4 @@ pub use respace::space_timesteps;
 pub use sampler::{SampleOptions, SamplerKind};
 pub use schedule::{BetaSchedule, Schedule};
 pub use timestep::{sample_uniform, timestep_embedding, LossSecondMomentSampler};
+pub use trainable::TrainableDenoiser;

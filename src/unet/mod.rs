@@ -1,0 +1,3 @@
+//! The U-Net baseline of improved DDPM / ADM (Nichol & Dhariwal 2021,
+//! <https://arxiv.org/abs/2102.09672>; `unet.py` of openai/improved-diffusion), scaled down:
+//! the architecture DiT replaces, built so the two can be compared at equal compute.
