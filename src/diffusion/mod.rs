@@ -16,8 +16,8 @@ pub mod respace;
 pub mod sampler;
 pub mod schedule;
 pub mod timestep;
-pub mod trainable;
 pub mod train2d;
+pub mod trainable;
 
 pub use guidance::Guided;
 pub use losses::{training_losses, LossTerms};
