@@ -132,10 +132,12 @@ impl AttentionBlock {
     pub fn forward(&self, x: &Array4<f32>) -> (Array4<f32>, AttentionBlockCache) {
         let (hn, norm) = self.norm.forward(x); // (B, C, H, W)
         let (qkv, qkv_in) = self.qkv.forward(&hn); // (B, 3C, H, W)
-                                                   // $O_j = \mathrm{softmax}(Q_j K_j^\top / \sqrt d)\, V_j$ for every (sample, head)
+
+        // $O_j = \mathrm{softmax}(Q_j K_j^\top / \sqrt d)\, V_j$ for every (sample, head)
         let (q, k, v) = split_qkv(&qkv, self.num_heads); // each (B·heads, T, d)
         let (o, p) = sdpa_forward(q, k, v, 1); // o: (B·heads, T, d)
-                                               // $y = x + \mathrm{proj\_out}([O_1, …, O_{heads}])$
+
+        // $y = x + \mathrm{proj\_out}([O_1, …, O_{heads}])$
         let (mut y, proj_out) = self.proj_out.forward(&merge_heads(o, x.dim()));
         y += x;
         let cache = AttentionBlockCache {
@@ -164,7 +166,8 @@ impl AttentionBlock {
     /// `dx = dy + ∂L/∂x` through the attention branch.
     pub fn backward(&mut self, cache: &AttentionBlockCache, dy: &Array4<f32>) -> Array4<f32> {
         let d_o = self.proj_out.backward(&cache.proj_out, dy); // (B, C, H, W)
-                                                               // dQ, dK, dV are written straight into their places in d(qkv)   (B, 3C, H, W)
+
+        // dQ, dK, dV are written straight into their places in d(qkv)   (B, 3C, H, W)
         let mut dqkv = Array4::zeros(cache.qkv.raw_dim());
         let (q, k, v) = split_qkv(&cache.qkv, self.num_heads);
         let (dq, dk, dv) = split_qkv_mut(&mut dqkv, self.num_heads);

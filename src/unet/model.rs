@@ -333,7 +333,8 @@ impl UNet {
     ) -> (Array4<f32>, UNetCache) {
         self.check_input(x, t);
         let (emb, embed) = self.embed.forward(t, y); // (B, E)
-                                                     // Encoder: every block's output is kept as a skip.
+
+        // Encoder: every block's output is kept as a skip.
         let mut hs: Vec<Array4<f32>> = Vec::with_capacity(self.input_blocks.len());
         let mut input = Vec::with_capacity(self.input_blocks.len());
         for block in &self.input_blocks {
