@@ -282,3 +282,142 @@ fn attention_heads_read_qkv_in_adm_order() {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The whole U-Net
+
+use minisora::diffusion::{Denoiser, TrainableDenoiser};
+use minisora::unet::{UNet, UNetConfig};
+
+/// The smallest interesting U-Net: widths m and 2m, two groups, one ResBlock per level,
+/// attention at ds 2 (and in the middle), so it has a Downsample, an Upsample, skip
+/// concatenations and every kind of block.
+fn tiny(
+    m: usize,
+    heads: usize,
+    classes: Option<usize>,
+    scale_shift: bool,
+    learn_var: bool,
+) -> UNetConfig {
+    UNetConfig {
+        in_channels: 2,
+        out_channels: if learn_var { 4 } else { 2 },
+        model_channels: m,
+        channel_mult: vec![1, 2],
+        num_res_blocks: 1,
+        attention_ds: vec![2],
+        num_heads: heads,
+        groups: 2,
+        num_classes: classes,
+        scale_shift,
+    }
+}
+
+/// The checker with the default tolerances but a finer step for the whole network.
+///
+/// Through a dozen GroupNorms the loss curves like $1/|W|^2$ in the weight of every conv that
+/// feeds a norm, and a step of 1e-2 on each of a tensor's hundreds of coordinates (the
+/// directional check moves them all at once) is no longer small: the VAE's encoder and decoder
+/// failed almost every case at 1e-2 and none at 1e-3, the errors shrinking as the step's
+/// square — truncation, not a wrong gradient (see `vae_model.rs`). The same holds here.
+/// 8 sampled coordinates per tensor (besides the directional check through all of them) keep
+/// the file fast.
+fn model_check(seed: u64) -> GradCheck {
+    GradCheck {
+        seed,
+        step: 1e-3,
+        max_coords: 8,
+        ..GradCheck::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Every parameter and the input, through `forward_train` / `backward_train` (the input's
+    /// gradient through the inherent `backward`, which the trait's calls).
+    #[test]
+    fn unet_gradients_match_finite_differences(
+        b in 1usize..3,
+        m in prop::sample::select(vec![4usize, 6, 8]),
+        heads in 1usize..3,
+        side in prop::sample::select(vec![4usize, 8]),
+        classes in prop::option::of(1usize..4),
+        scale_shift in any::<bool>(),
+        learn_var in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let config = tiny(m, heads, classes, scale_shift, learn_var);
+        let mut r = rng(seed ^ 0x0e7);
+        let mut net = UNet::new(config, &mut r).unwrap();
+        randomise(&mut net, &mut r);
+        let x = random_input(&[b, 2, side, side], &mut r);
+        let t: Vec<usize> = (0..b).map(|i| 37 + 400 * i).collect();
+        // the last sample uses the null label, the others a class
+        let y: Option<Vec<usize>> = classes.map(|n| (0..b).map(|i| if i + 1 == b { n } else { i % n }).collect());
+        let report = check(
+            &mut net,
+            &[x],
+            |m, xs| m.predict(&xs[0], &t, y.as_deref()),
+            |m, xs, dy| {
+                let (out, cache) = m.forward_train(&xs[0], &t, y.as_deref());
+                assert_eq!(out, m.predict(&xs[0], &t, y.as_deref()));
+                let dx = m.backward(&cache, &four(dy));
+                // the trait's backward adds the same gradients a second time
+                let mut once = Vec::new();
+                m.visit("", &mut |_, p| once.push(p.grad.clone()));
+                m.backward_train(&cache, dy);
+                let mut k = 0;
+                m.visit("", &mut |name, p| {
+                    let want = &once[k] * 2.0;
+                    assert!(
+                        p.grad.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1.0)),
+                        "{name}: backward_train differs from backward"
+                    );
+                    p.grad.assign(&once[k]);
+                    k += 1;
+                });
+                vec![dx.into_dyn()]
+            },
+            &model_check(seed),
+        );
+        prop_assert!(report.passed, "m {m} heads {heads} side {side} classes {classes:?}: {report:?}");
+    }
+}
+
+/// The finer step still catches a gradient 3 % off in the layer farthest from the output.
+#[test]
+fn the_whole_unet_check_catches_a_small_error() {
+    let mut caught = 0;
+    for seed in 0..4u64 {
+        let mut r = rng(seed);
+        let mut net = UNet::new(tiny(4, 1, Some(3), true, false), &mut r).unwrap();
+        randomise(&mut net, &mut r);
+        let x = random_input(&[1, 2, 4, 4], &mut r);
+        let (t, y) = (vec![500], vec![1]);
+        let report = check(
+            &mut net,
+            &[x],
+            |m, xs| m.predict(&xs[0], &t, Some(&y)),
+            |m, xs, dy| {
+                let (_, cache) = m.forward(&four(&xs[0]), &t, Some(&y));
+                let dx = m.backward(&cache, &four(dy));
+                if let minisora::unet::Layer::Conv(c) = &mut m.input_blocks[0].layers[0] {
+                    c.weight.grad *= 1.03;
+                }
+                vec![dx.into_dyn()]
+            },
+            &model_check(seed),
+        );
+        if !report.passed {
+            assert_eq!(
+                report.worst_direction, "input_blocks.0.0.weight",
+                "{report:?}"
+            );
+            caught += 1;
+        }
+    }
+    assert!(
+        caught >= 3,
+        "a 3 % error was caught in only {caught} of 4 cases"
+    );
+}

@@ -5,9 +5,12 @@
 pub mod attention;
 pub mod config;
 pub mod embed;
+pub mod flops;
+pub mod model;
 pub mod resblock;
 
 pub use attention::{AttentionBlock, AttentionBlockCache};
 pub use config::UNetConfig;
 pub use embed::{TimestepEmbedder, TimestepEmbedderCache};
+pub use model::{Block, Layer, LayerCache, UNet, UNetCache};
 pub use resblock::{ResBlock, ResBlockCache};
