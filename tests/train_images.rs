@@ -351,3 +351,72 @@ fn bad_inputs_are_clear_errors() {
     // Nothing was written by the failed runs.
     assert!(!dir.join("run").exists());
 }
+
+/// `minisora train` with the given arguments: (exit success, stderr).
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minisora"))
+        .arg("train")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_rejects_bad_arguments_with_the_fix() {
+    let dir = temp_dir("cli");
+    let missing = format!("latents:{}", dir.join("none.safetensors").display());
+    let (ok, err) = cli(&["--data", &missing]);
+    assert!(
+        !ok && err.contains("minisora train-vae") && err.contains("minisora encode"),
+        "{err}"
+    );
+    let (ok, err) = cli(&["--model", "dit-s-2"]);
+    assert!(!ok && err.contains("DiT is not built yet"), "{err}");
+    let (ok, err) = cli(&["--model", "resnet"]);
+    assert!(!ok && err.contains("unknown model"), "{err}");
+    let (ok, err) = cli(&["--data", "digits"]);
+    assert!(!ok && err.contains("--pixels"), "{err}");
+    let (ok, err) = cli(&["--pixels", "--data", "digits", "--channel-mult", "1,x"]);
+    assert!(!ok && err.contains("--channel-mult"), "{err}");
+    let (ok, err) = cli(&["--pixels", "--data", "digits", "--steps", "0", "--n", "20"]);
+    assert!(!ok && err.contains("must be positive"), "{err}");
+}
+
+#[test]
+fn the_unet_trains_through_train_unet_and_its_checkpoint_rebuilds_it() {
+    use minisora::unet::train::train_unet;
+    use minisora::unet::{UNet, UNetConfig};
+    let dir = temp_dir("unet");
+    let config = UNetConfig {
+        model_channels: 8,
+        groups: 2,
+        num_heads: 2,
+        num_res_blocks: 1,
+        ..UNetConfig::default()
+    };
+    let opts = TrainImagesOptions {
+        n_images: 40,
+        batch: 8,
+        samples_per_class: 1,
+        sample_steps: 5,
+        ..pixels(dir.clone(), 30)
+    };
+    let report = train_unet(&config, &opts).unwrap();
+    let l = &report.losses;
+    assert!(mean(&l[25..]) < mean(&l[..5]), "{l:?}");
+    assert!(report.gflops > 0.0 && report.params > 0);
+    // The checkpoint's metadata rebuilds the same U-Net (1 channel, 10 classes) and loads.
+    let meta = read_metadata(&report.checkpoint).unwrap();
+    let cfg = UNetConfig::from_metadata(&meta).unwrap();
+    assert_eq!((cfg.in_channels, cfg.num_classes), (1, Some(10)));
+    let mut unet = UNet::new(cfg, &mut rng(0)).unwrap();
+    load_checkpoint(&report.checkpoint, &mut unet).unwrap();
+    assert_eq!(unet.num_params(), report.params);
+    for f in ["samples.png", "denoise.png", "loss.png"] {
+        assert!(dir.join(f).is_file(), "{f} was not written");
+    }
+}

@@ -198,13 +198,14 @@ pub fn write_figures(
         )?;
     }
 
-    let mut avg = losses.first().copied().unwrap_or(0.0) as f64;
+    // Exponential moving average, bias-corrected as Adam's moments (it starts at 0).
+    let mut avg = 0.0f64;
     let smooth = losses
         .iter()
         .enumerate()
         .map(|(i, &l)| {
             avg = 0.98 * avg + 0.02 * l as f64;
-            (i as f64, avg)
+            (i as f64, avg / (1.0 - 0.98f64.powi(i as i32 + 1)))
         })
         .collect();
     line_plot(

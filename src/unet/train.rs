@@ -8,8 +8,8 @@
 
 use super::{UNet, UNetConfig};
 use crate::diffusion::{
-    train_images, BetaSchedule, Diffusion, ImageSource, LossType, ModelInfo, Prediction,
-    Schedule, TrainData, TrainImagesOptions, TrainImagesReport, VarianceType,
+    train_images, BetaSchedule, Diffusion, ImageSource, LossType, ModelInfo, Prediction, Schedule,
+    TrainData, TrainImagesOptions, TrainImagesReport, VarianceType,
 };
 use crate::error::{Error, Result};
 use crate::tensor::rng;
@@ -38,7 +38,7 @@ pub fn default_options() -> TrainImagesOptions {
     TrainImagesOptions {
         data: ImageSource::Latents(PathBuf::from(DEFAULT_LATENTS)),
         vae: PathBuf::from(DEFAULT_VAE),
-        steps: 1500,
+        steps: 1000,
         batch: 64,
         lr: 1e-3,
         warmup_steps: 100,
@@ -53,9 +53,15 @@ pub fn default_options() -> TrainImagesOptions {
     }
 }
 
-/// The U-Net of the example: `UNetConfig::default()` (widths 64/128, attention at 4×4).
+/// The U-Net of the example: `UNetConfig::default()` at half width (32/64 channels,
+/// attention at 4×4, 1.08 M parameters, 0.023 Gflops). The default width 64 costs four times
+/// as much per step (78 img/s against ~250 on two cores): in five minutes it gets 300 steps,
+/// too few; width 32 gets 1000 and draws recognisable digits.
 pub fn default_config() -> UNetConfig {
-    UNetConfig::default()
+    UNetConfig {
+        model_channels: 32,
+        ..UNetConfig::default()
+    }
 }
 // ANCHOR_END: unet_train_options
 
