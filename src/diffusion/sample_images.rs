@@ -5,7 +5,7 @@
 //! * `samples.png`: one row per class (the first ten), `per_class` samples each.
 //! * `denoise.png`: for one sample, $x_t$ (top) and the model's $\hat x_0$ (bottom) at ten
 //!   points of the DDIM trajectory, from pure noise on the left to the sample on the right.
-//! * `loss.png`: the loss of every step and its moving average, on a log axis.
+//! * `loss.png`: the loss of every step and its moving average.
 
 use super::{Denoiser, Diffusion, Guided, SampleOptions, SamplerKind};
 use crate::error::Result;
@@ -227,7 +227,7 @@ pub fn write_figures(
                 points: smooth,
             },
         ],
-        true,
+        false,
     )?;
     Ok(samples)
 }
