@@ -7,7 +7,8 @@
 //! cargo run --release --example unet [-- STEPS [GUIDANCE]]
 //! ```
 //! Measured on two cores: 1800 steps of batch 32 in 173 s (0.096 s/step, 332 img/s),
-//! sampling 80 digits in 9 s, 183 s in all; with the cores shared it took up to 297 s. It needs `out/vae/vae.safetensors` and
+//! sampling 80 digits in 9 s, 183 s in all (2000 steps with the cores shared by other jobs:
+//! 297 s). It needs `out/vae/vae.safetensors` and
 //! `out/latents/digits.safetensors`; if either is missing it first trains the VAE and encodes
 //! the digits (as `minisora train-vae` and `minisora encode` do: about 2.5 more minutes).
 //! Writes `out/unet/`: `samples.png` (one row per class, 0 to 9), `denoise.png`, `loss.png`
