@@ -320,13 +320,14 @@ fn tiny(
 /// directional check moves them all at once) is no longer small: the VAE's encoder and decoder
 /// failed almost every case at 1e-2 and none at 1e-3, the errors shrinking as the step's
 /// square — truncation, not a wrong gradient (see `vae_model.rs`). The same holds here.
-/// 8 sampled coordinates per tensor (besides the directional check through all of them) keep
+/// A U-Net has 60–90 tensors: 4 sampled coordinates each, besides the directional check
+/// through all of them (which sees an error anywhere in the tensor, see the test below), keep
 /// the file fast.
 fn model_check(seed: u64) -> GradCheck {
     GradCheck {
         seed,
         step: 1e-3,
-        max_coords: 8,
+        max_coords: 4,
         ..GradCheck::default()
     }
 }
@@ -350,6 +351,7 @@ proptest! {
         let mut r = rng(seed ^ 0x0e7);
         let mut net = UNet::new(config, &mut r).unwrap();
         randomise(&mut net, &mut r);
+        let b = if side == 8 { 1 } else { b }; // one 8×8 sample costs as much as four 4×4
         let x = random_input(&[b, 2, side, side], &mut r);
         let t: Vec<usize> = (0..b).map(|i| 37 + 400 * i).collect();
         // the last sample uses the null label, the others a class

@@ -1,5 +1,5 @@
 //! How much a U-Net computes: the forward pass's multiply-accumulates, counted layer by layer
-//! from the model's own structure. (The parameter count is [`Parameters::num_params`].)
+//! from the model's own structure. (The parameter count is [`Parameters::num_params`](crate::param::Parameters::num_params).)
 //!
 //! The convention is the one DiT's paper uses for its "Gflops" (Peebles & Xie 2023,
 //! <https://arxiv.org/abs/2212.09748>, counted with fvcore): one multiply-add is one flop, and

@@ -422,12 +422,13 @@ impl UNet {
     // ANCHOR_END: unet_backward
 }
 
-/// `(B, C, H, W)` from the trait's dynamic-rank array (one copy into an owned array).
+/// `(B, C, H, W)` from the trait's dynamic-rank array (one copy into a row-major array).
 fn as_images(x: &ArrayD<f32>) -> Array4<f32> {
     x.view()
         .into_dimensionality::<Ix4>()
         .unwrap_or_else(|_| panic!("U-Net: the input must be (B, C, H, W), got {:?}", x.shape()))
-        .to_owned()
+        .as_standard_layout()
+        .into_owned()
 }
 
 impl Denoiser for UNet {

@@ -115,11 +115,13 @@ fn plane_sums(a: &Array4<f32>, b: Option<&Array4<f32>>, out: &mut [f32]) {
             let b = b.as_slice().expect("standard layout");
             out.par_iter_mut()
                 .zip(a.par_chunks(plane).zip(b.par_chunks(plane)))
+                .with_min_len(GRAIN / plane + 1)
                 .for_each(|(o, (x, y))| *o = x.iter().zip(y).map(|(p, q)| p * q).sum());
         }
         None => out
             .par_iter_mut()
             .zip(a.par_chunks(plane))
+            .with_min_len(GRAIN / plane + 1)
             .for_each(|(o, x)| *o = x.iter().sum()),
     }
 }
