@@ -6,11 +6,12 @@
 //! ```text
 //! cargo run --release --example unet [-- STEPS [GUIDANCE]]
 //! ```
-//! Measured on two cores: 1800 steps of batch 32 in 173 s (0.096 s/step, 332 img/s),
-//! sampling 80 digits in 9 s, 183 s in all (2000 steps with the cores shared by other jobs:
-//! 297 s). It needs `out/vae/vae.safetensors` and
+//! Measured on two cores: 1800 steps of batch 32 in 170 s (0.094 s/step, 339 img/s),
+//! sampling 80 digits in 8 s, 178 s in all (a 2000-step run with the cores shared by other
+//! jobs took 297 s). It needs `out/vae/vae.safetensors` and
 //! `out/latents/digits.safetensors`; if either is missing it first trains the VAE and encodes
-//! the digits (as `minisora train-vae` and `minisora encode` do: about 2.5 more minutes).
+//! the digits (as `minisora train-vae` and `minisora encode` do: about 2.5 more minutes, 4.5
+//! measured with the cores shared).
 //! Writes `out/unet/`: `samples.png` (one row per class, 0 to 9), `denoise.png`, `loss.png`
 //! and `unet.safetensors`. The last stdout line is a JSON object with the parameter count,
 //! the Gflops per forward, the final loss and the seconds per step.
