@@ -13,6 +13,7 @@ pub mod embed;
 pub mod flops;
 pub mod model;
 pub mod resblock;
+pub mod train;
 
 pub use attention::{AttentionBlock, AttentionBlockCache};
 pub use config::UNetConfig;

@@ -1,0 +1,422 @@
+//! The image trainer end to end on a tiny stand-in denoiser (an MLP over the flattened image
+//! with a label embedding) and tiny data: it lowers the loss, drops labels at the asked rate,
+//! writes its figures and a checkpoint that reloads, runs on VAE latents, and rejects bad
+//! inputs with clear errors.
+
+use minisora::data::DataSource;
+use minisora::diffusion::train_images::drop_labels;
+use minisora::diffusion::{
+    timestep_embedding, train_images, BetaSchedule, Denoiser, Diffusion, ImageSource, LossType,
+    ModelInfo, Prediction, Schedule, TrainData, TrainImagesOptions, TrainableDenoiser,
+    VarianceType,
+};
+use minisora::io::checkpoint::{load_checkpoint, read_metadata};
+use minisora::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
+use minisora::param::{join, Param, Parameters};
+use minisora::tensor::{rng, Rng};
+use minisora::vae::encode::encode_dataset;
+use minisora::vae::train::{train_vae, TrainVaeOptions};
+use minisora::vae::{Recon, VaeConfig, VaeLoss};
+use ndarray::{concatenate, Array2, ArrayD, Axis, Ix2, IxDyn};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+const EMB: usize = 16;
+
+/// out = W₂ silu(W₁ [x, e(t)] + E[y]), reshaped to the input's shape.
+struct Tiny {
+    lin1: Linear,
+    label: Embedding,
+    lin2: Linear,
+    act: Silu,
+    classes: usize,
+    /// Every label the training forward saw.
+    seen: Mutex<Vec<usize>>,
+}
+
+struct TinyCache {
+    shape: Vec<usize>,
+    l1: LinearCache,
+    emb: EmbeddingCache,
+    act: ActivationCache<Ix2>,
+    l2: LinearCache,
+}
+
+impl Tiny {
+    fn new(dim: usize, hidden: usize, classes: usize, r: &mut Rng) -> Self {
+        Tiny {
+            lin1: Linear::new(dim + EMB, hidden, true, r),
+            label: Embedding::new(classes + 1, hidden, r),
+            lin2: Linear::new(hidden, dim, true, r),
+            act: Silu,
+            classes,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn input(&self, x: &ArrayD<f32>, t: &[usize]) -> Array2<f32> {
+        let b = x.shape()[0];
+        let flat = x.to_shape((b, x.len() / b)).unwrap().to_owned();
+        let tf: Vec<f32> = t.iter().map(|&s| s as f32).collect();
+        let e = timestep_embedding(&tf, EMB, 10000.0);
+        let h = concatenate(Axis(1), &[flat.view(), e.view()]).unwrap();
+        h.as_standard_layout().into_owned()
+    }
+
+    fn labels(&self, b: usize, y: Option<&[usize]>) -> Vec<usize> {
+        y.map_or(vec![self.classes; b], |y| y.to_vec())
+    }
+
+    fn info(&mut self, channels: usize) -> ModelInfo {
+        ModelInfo {
+            name: "tiny".into(),
+            in_channels: channels,
+            null_label: Some(self.classes),
+            flops_per_sample: 1234,
+            metadata: BTreeMap::from([("tiny.classes".to_string(), self.classes.to_string())]),
+        }
+    }
+}
+
+impl Denoiser for Tiny {
+    fn predict(&self, x: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
+        let h = self.lin1.forward_infer(&self.input(x, t))
+            + self.label.forward_infer(&self.labels(x.shape()[0], y));
+        let out = self.lin2.forward_infer(&self.act.forward_infer(&h));
+        out.into_shape_with_order(IxDyn(x.shape())).unwrap()
+    }
+}
+
+impl TrainableDenoiser for Tiny {
+    type Cache = TinyCache;
+
+    fn forward_train(
+        &self,
+        x: &ArrayD<f32>,
+        t: &[usize],
+        y: Option<&[usize]>,
+    ) -> (ArrayD<f32>, TinyCache) {
+        let ids = self.labels(x.shape()[0], y);
+        self.seen.lock().unwrap().extend(&ids);
+        let (h, l1) = self.lin1.forward(&self.input(x, t));
+        let (e, emb) = self.label.forward(&ids);
+        let (a, act) = self.act.forward(&(h + e));
+        let (out, l2) = self.lin2.forward(&a);
+        let shape = x.shape().to_vec();
+        let out = out.into_shape_with_order(IxDyn(&shape)).unwrap();
+        (
+            out,
+            TinyCache {
+                shape,
+                l1,
+                emb,
+                act,
+                l2,
+            },
+        )
+    }
+
+    fn backward_train(&mut self, c: &TinyCache, d_out: &ArrayD<f32>) {
+        let b = c.shape[0];
+        let dy = d_out.to_shape((b, d_out.len() / b)).unwrap().to_owned();
+        let da = self.lin2.backward(&c.l2, &dy);
+        let dh = self.act.backward(&c.act, &da);
+        self.label.backward(&c.emb, &dh);
+        self.lin1.backward(&c.l1, &dh);
+    }
+}
+
+impl Parameters for Tiny {
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.lin1.visit(&join(prefix, "lin1"), f);
+        self.label.visit(&join(prefix, "label"), f);
+        self.lin2.visit(&join(prefix, "lin2"), f);
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "minisora-train-images-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// T = 100, ε-prediction, fixed variance: cheap to sample with 10 DDIM steps.
+fn diffusion() -> Diffusion {
+    Diffusion::new(
+        Schedule::new(BetaSchedule::Linear, 100),
+        Prediction::Epsilon,
+        VarianceType::FixedSmall,
+        LossType::Mse,
+    )
+}
+
+/// 8×8 digits in pixel space.
+fn pixels(out: PathBuf, steps: u64) -> TrainImagesOptions {
+    TrainImagesOptions {
+        data: ImageSource::Pixels(DataSource::Digits),
+        n_images: 200,
+        pixel_size: 8,
+        steps,
+        batch: 16,
+        lr: 2e-3,
+        guidance: 2.0,
+        sample_steps: 10,
+        samples_per_class: 2,
+        seed: 5,
+        out,
+        ..TrainImagesOptions::default()
+    }
+}
+
+fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len() as f32
+}
+
+fn param_values(m: &mut impl Parameters) -> Vec<ArrayD<f32>> {
+    let mut v = Vec::new();
+    m.visit("", &mut |_, p| v.push(p.value.clone()));
+    v
+}
+
+#[test]
+fn training_lowers_the_loss_drops_labels_and_writes_a_reloadable_checkpoint() {
+    let dir = temp_dir("pixels");
+    let opts = pixels(dir.clone(), 80);
+    let data = TrainData::load(&opts).unwrap();
+    assert_eq!(data.sample_shape(), (1, 8, 8));
+    let mut model = Tiny::new(64, 64, 10, &mut rng(1));
+    let info = model.info(1);
+    let report = train_images(&mut model, &info, &diffusion(), &data, &opts).unwrap();
+
+    let l = &report.losses;
+    assert_eq!(l.len(), 80);
+    let (first, last) = (mean(&l[..10]), mean(&l[70..]));
+    assert!(last < 0.8 * first, "loss {first:.4} → {last:.4}");
+    assert!(report.final_loss.is_finite() && report.seconds_per_step > 0.0);
+    assert_eq!(report.gflops, 1234e-9);
+
+    // 80 steps × 16 labels; about 10 % are the null label 10, none out of range.
+    let seen = model.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 80 * 16);
+    let nulls = seen.iter().filter(|&&y| y == 10).count() as f64 / seen.len() as f64;
+    assert!((0.06..0.14).contains(&nulls), "null label rate {nulls}");
+    assert!(seen.iter().all(|&y| y <= 10));
+    assert!((0..10).all(|c| seen.contains(&c)));
+
+    for f in ["samples.png", "denoise.png", "loss.png", "tiny.safetensors"] {
+        assert!(dir.join(f).is_file(), "{f} was not written");
+    }
+    // 10 rows of 2 samples, 8×8 upscaled 4×, 2 px padding (before upscaling).
+    let grid = image::open(dir.join("samples.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        ((2 * 10 + 2) * 4, (10 * 10 + 2) * 4)
+    );
+
+    // The checkpoint holds the EMA weights the model ends with, and its metadata.
+    let mut fresh = Tiny::new(64, 64, 10, &mut rng(99));
+    assert_ne!(param_values(&mut fresh), param_values(&mut model));
+    let meta = load_checkpoint(&report.checkpoint, &mut fresh).unwrap();
+    assert_eq!(param_values(&mut fresh), param_values(&mut model));
+    assert_eq!(meta["model"], "tiny");
+    assert_eq!(meta["weights"], "ema");
+    assert_eq!(meta["tiny.classes"], "10");
+    assert_eq!(meta["train.steps"], "80");
+    assert_eq!(read_metadata(&report.checkpoint).unwrap(), meta);
+}
+
+#[test]
+fn label_dropout_hits_its_rate() {
+    let labels: Vec<usize> = (0..20_000).map(|i| i % 10).collect();
+    for p in [0.0f32, 0.1, 0.5] {
+        let out = drop_labels(&labels, 10, p, &mut rng(7));
+        let rate = out.iter().filter(|&&y| y == 10).count() as f32 / out.len() as f32;
+        assert!((rate - p).abs() < 0.01, "asked {p}, got {rate}");
+        // A label is either kept or nulled, never changed to another class.
+        assert!(out.iter().zip(&labels).all(|(&o, &l)| o == l || o == 10));
+    }
+}
+
+#[test]
+fn trains_on_vae_latents_and_decodes_the_samples() {
+    let dir = temp_dir("latents");
+    let vae_opts = TrainVaeOptions {
+        config: VaeConfig {
+            base_channels: 4,
+            channel_mult: vec![1, 2, 2],
+            groups: 2,
+            ..VaeConfig::default()
+        },
+        loss: VaeLoss {
+            recon: Recon::Mse,
+            kl_weight: 1e-3,
+        },
+        steps: 1,
+        batch: 8,
+        n_train: 32,
+        n_held_out: 8,
+        out: dir.join("vae"),
+        ..TrainVaeOptions::default()
+    };
+    let vae = train_vae(&vae_opts).unwrap().checkpoint;
+    let latents = dir.join("latents.safetensors");
+    encode_dataset(&vae, &DataSource::Digits, 40, 0, &latents).unwrap();
+    let opts = TrainImagesOptions {
+        data: ImageSource::Latents(latents.clone()),
+        vae: vae.clone(),
+        ..pixels(dir.join("run"), 30)
+    };
+    let data = TrainData::load(&opts).unwrap();
+    assert!(data.is_latent());
+    assert_eq!(data.sample_shape(), (4, 8, 8));
+    let mut model = Tiny::new(256, 32, 10, &mut rng(2));
+    let info = model.info(4);
+    train_images(&mut model, &info, &diffusion(), &data, &opts).unwrap();
+    // Decoded to 32×32 pixels: 10 rows of 2, upscaled 2×.
+    let grid = image::open(dir.join("run/samples.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        ((2 * 34 + 2) * 2, (10 * 34 + 2) * 2)
+    );
+    assert!(dir.join("run/denoise.png").is_file());
+
+    // The VAE is checked before training: a missing one is a clear error.
+    let no_vae = TrainImagesOptions {
+        vae: dir.join("nope.safetensors"),
+        ..opts.clone()
+    };
+    let err = train_images(&mut model, &info, &diffusion(), &data, &no_vae).unwrap_err();
+    assert!(err.to_string().contains("minisora train-vae"), "{err}");
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = temp_dir("bad");
+    // A missing latent file says how to make one.
+    let missing = TrainImagesOptions {
+        data: ImageSource::Latents(dir.join("none.safetensors")),
+        ..pixels(dir.clone(), 5)
+    };
+    let err = TrainData::load(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("no latent file") && err.contains("minisora encode"),
+        "{err}"
+    );
+    assert!(ImageSource::parse("latents:").is_err());
+    assert_eq!(
+        ImageSource::parse("latents:a/b.safetensors").unwrap(),
+        ImageSource::Latents("a/b.safetensors".into())
+    );
+    assert_eq!(
+        ImageSource::parse("digits").unwrap(),
+        ImageSource::Pixels(DataSource::Digits)
+    );
+
+    let opts = pixels(dir.join("run"), 5);
+    let data = TrainData::load(&opts).unwrap();
+    // A model for 3 channels on 1-channel digits.
+    let mut model = Tiny::new(64, 16, 10, &mut rng(3));
+    let info = model.info(3);
+    let err = train_images(&mut model, &info, &diffusion(), &data, &opts).unwrap_err();
+    assert!(
+        err.to_string().contains("1 channels") && err.to_string().contains("in_channels = 1"),
+        "{err}"
+    );
+    // A model with fewer classes than the data.
+    let mut small = Tiny::new(64, 16, 5, &mut rng(3));
+    let info = small.info(1);
+    let err = train_images(&mut small, &info, &diffusion(), &data, &opts).unwrap_err();
+    assert!(err.to_string().contains("num_classes = 10"), "{err}");
+    // A model whose output does not fit a learned-variance diffusion (needs 2C channels).
+    let info = model.info(1);
+    let learned = Diffusion::new(
+        Schedule::new(BetaSchedule::Linear, 100),
+        Prediction::Epsilon,
+        VarianceType::LearnedRange,
+        LossType::Mse,
+    );
+    let err = train_images(&mut model, &info, &learned, &data, &opts).unwrap_err();
+    assert!(err.to_string().contains("out_channels = 2"), "{err}");
+    // Zero steps.
+    let zero = TrainImagesOptions {
+        steps: 0,
+        ..opts.clone()
+    };
+    assert!(train_images(&mut model, &info, &diffusion(), &data, &zero).is_err());
+    // Nothing was written by the failed runs.
+    assert!(!dir.join("run").exists());
+}
+
+/// `minisora train` with the given arguments: (exit success, stderr).
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minisora"))
+        .arg("train")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_rejects_bad_arguments_with_the_fix() {
+    let dir = temp_dir("cli");
+    let missing = format!("latents:{}", dir.join("none.safetensors").display());
+    let (ok, err) = cli(&["--data", &missing]);
+    assert!(
+        !ok && err.contains("minisora train-vae") && err.contains("minisora encode"),
+        "{err}"
+    );
+    let (ok, err) = cli(&["--model", "dit-s-2"]);
+    assert!(!ok && err.contains("DiT is not built yet"), "{err}");
+    let (ok, err) = cli(&["--model", "resnet"]);
+    assert!(!ok && err.contains("unknown model"), "{err}");
+    let (ok, err) = cli(&["--data", "digits"]);
+    assert!(!ok && err.contains("--pixels"), "{err}");
+    let (ok, err) = cli(&["--pixels", "--data", "digits", "--channel-mult", "1,x"]);
+    assert!(!ok && err.contains("--channel-mult"), "{err}");
+    let (ok, err) = cli(&["--pixels", "--data", "digits", "--steps", "0", "--n", "20"]);
+    assert!(!ok && err.contains("must be positive"), "{err}");
+}
+
+#[test]
+fn the_unet_trains_through_train_unet_and_its_checkpoint_rebuilds_it() {
+    use minisora::unet::train::train_unet;
+    use minisora::unet::{UNet, UNetConfig};
+    let dir = temp_dir("unet");
+    let config = UNetConfig {
+        model_channels: 8,
+        groups: 2,
+        num_heads: 2,
+        num_res_blocks: 1,
+        ..UNetConfig::default()
+    };
+    let opts = TrainImagesOptions {
+        n_images: 40,
+        batch: 8,
+        samples_per_class: 1,
+        sample_steps: 5,
+        ..pixels(dir.clone(), 30)
+    };
+    let report = train_unet(&config, &opts).unwrap();
+    let l = &report.losses;
+    assert!(mean(&l[25..]) < mean(&l[..5]), "{l:?}");
+    assert!(report.gflops > 0.0 && report.params > 0);
+    // The checkpoint's metadata rebuilds the same U-Net (1 channel, 10 classes) and loads.
+    let meta = read_metadata(&report.checkpoint).unwrap();
+    let cfg = UNetConfig::from_metadata(&meta).unwrap();
+    assert_eq!((cfg.in_channels, cfg.num_classes), (1, Some(10)));
+    let mut unet = UNet::new(cfg, &mut rng(0)).unwrap();
+    load_checkpoint(&report.checkpoint, &mut unet).unwrap();
+    assert_eq!(unet.num_params(), report.params);
+    for f in ["samples.png", "denoise.png", "loss.png"] {
+        assert!(dir.join(f).is_file(), "{f} was not written");
+    }
+}
