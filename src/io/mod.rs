@@ -2,5 +2,6 @@
 
 pub mod checkpoint;
 pub mod image;
+pub mod metadata;
 pub mod plot;
 pub mod progress;

@@ -4,6 +4,7 @@
 //! (`unet.in_channels`, …) so a saved model can be rebuilt.
 
 use crate::error::{Error, Result};
+use crate::io::metadata::{list_text, MetaReader};
 use std::collections::BTreeMap;
 
 // ANCHOR: unet_config
@@ -203,19 +204,13 @@ impl UNetConfig {
     /// The config as checkpoint metadata: `unet.<field>` → value (lists as `1,2`,
     /// `num_classes` as a number or `none`).
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
-        let list = |v: &[usize]| {
-            v.iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         let values = [
             self.in_channels.to_string(),
             self.out_channels.to_string(),
             self.model_channels.to_string(),
-            list(&self.channel_mult),
+            list_text(&self.channel_mult),
             self.num_res_blocks.to_string(),
-            list(&self.attention_ds),
+            list_text(&self.attention_ds),
             self.num_heads.to_string(),
             self.groups.to_string(),
             self.num_classes
@@ -230,59 +225,22 @@ impl UNetConfig {
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.
     pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<Self> {
-        let get = |key: &str| -> Result<&str> {
-            m.get(key).map(|s| s.trim()).ok_or_else(|| {
-                Error::new(
-                    format!("U-Net metadata: the key {key} is missing"),
-                    "load a checkpoint saved with a U-Net (its metadata holds the config)",
-                )
-            })
-        };
-        let bad = |key: &str, value: &str, want: &str| {
-            Error::new(
-                format!("U-Net metadata: {key} = {value:?} is not {want}"),
-                "the checkpoint's metadata is damaged; save the model again",
-            )
-        };
-        let num = |key: &str| -> Result<usize> {
-            let v = get(key)?;
-            v.parse().map_err(|_| bad(key, v, "a non-negative integer"))
-        };
-        let list = |key: &str| -> Result<Vec<usize>> {
-            let v = get(key)?;
-            if v.is_empty() {
-                return Ok(Vec::new());
-            }
-            v.split(',')
-                .map(|s| s.trim().parse::<usize>())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|_| bad(key, v, "a comma-separated list of integers"))
-        };
-        let classes = get(KEYS[8])?;
-        let num_classes = match classes {
-            "none" => None,
-            n => Some(
-                n.parse()
-                    .map_err(|_| bad(KEYS[8], n, "a number of classes or none"))?,
-            ),
-        };
-        let ss = get(KEYS[9])?;
-        let scale_shift = match ss {
-            "true" => true,
-            "false" => false,
-            _ => return Err(bad(KEYS[9], ss, "true or false")),
-        };
+        let m = MetaReader::new(
+            m,
+            "U-Net",
+            "load a checkpoint saved with a U-Net (its metadata holds the config)",
+        );
         let config = UNetConfig {
-            in_channels: num(KEYS[0])?,
-            out_channels: num(KEYS[1])?,
-            model_channels: num(KEYS[2])?,
-            channel_mult: list(KEYS[3])?,
-            num_res_blocks: num(KEYS[4])?,
-            attention_ds: list(KEYS[5])?,
-            num_heads: num(KEYS[6])?,
-            groups: num(KEYS[7])?,
-            num_classes,
-            scale_shift,
+            in_channels: m.usize(KEYS[0])?,
+            out_channels: m.usize(KEYS[1])?,
+            model_channels: m.usize(KEYS[2])?,
+            channel_mult: m.list(KEYS[3])?,
+            num_res_blocks: m.usize(KEYS[4])?,
+            attention_ds: m.list(KEYS[5])?,
+            num_heads: m.usize(KEYS[6])?,
+            groups: m.usize(KEYS[7])?,
+            num_classes: m.optional_usize(KEYS[8])?,
+            scale_shift: m.bool(KEYS[9])?,
         };
         config.validate()?;
         Ok(config)

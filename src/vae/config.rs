@@ -6,6 +6,7 @@
 //! checkpoint as string metadata (`vae.in_channels`, …) so a saved model can be rebuilt.
 
 use crate::error::{Error, Result};
+use crate::io::metadata::{list_text, MetaReader};
 use std::collections::BTreeMap;
 
 // ANCHOR: vae_config
@@ -117,11 +118,10 @@ impl VaeConfig {
 
     /// The config as checkpoint metadata: `vae.<field>` → value (`channel_mult` as `1,2,2`).
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
-        let mult: Vec<String> = self.channel_mult.iter().map(|m| m.to_string()).collect();
         let values = [
             self.in_channels.to_string(),
             self.base_channels.to_string(),
-            mult.join(","),
+            list_text(&self.channel_mult),
             self.num_res_blocks.to_string(),
             self.z_channels.to_string(),
             self.mid_attention.to_string(),
@@ -135,46 +135,19 @@ impl VaeConfig {
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.
     pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<Self> {
-        let get = |key: &str| -> Result<&str> {
-            m.get(key).map(String::as_str).ok_or_else(|| {
-                Error::new(
-                    format!("VAE metadata: the key {key} is missing"),
-                    "load a checkpoint saved by the VAE trainer (its metadata holds the config)",
-                )
-            })
-        };
-        let bad = |key: &str, value: &str, want: &str| {
-            Error::new(
-                format!("VAE metadata: {key} = {value:?} is not {want}"),
-                "the checkpoint's metadata is damaged; save the model again",
-            )
-        };
-        let num = |key: &str| -> Result<usize> {
-            let v = get(key)?;
-            v.trim()
-                .parse()
-                .map_err(|_| bad(key, v, "a non-negative integer"))
-        };
-        let mult_text = get(KEYS[2])?;
-        let channel_mult = mult_text
-            .split(',')
-            .map(|s| s.trim().parse::<usize>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|_| bad(KEYS[2], mult_text, "a comma-separated list of integers"))?;
-        let attn = get(KEYS[5])?;
-        let mid_attention = match attn.trim() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(bad(KEYS[5], attn, "true or false")),
-        };
+        let m = MetaReader::new(
+            m,
+            "VAE",
+            "load a checkpoint saved by the VAE trainer (its metadata holds the config)",
+        );
         let config = VaeConfig {
-            in_channels: num(KEYS[0])?,
-            base_channels: num(KEYS[1])?,
-            channel_mult,
-            num_res_blocks: num(KEYS[3])?,
-            z_channels: num(KEYS[4])?,
-            mid_attention,
-            groups: num(KEYS[6])?,
+            in_channels: m.usize(KEYS[0])?,
+            base_channels: m.usize(KEYS[1])?,
+            channel_mult: m.list(KEYS[2])?,
+            num_res_blocks: m.usize(KEYS[3])?,
+            z_channels: m.usize(KEYS[4])?,
+            mid_attention: m.bool(KEYS[5])?,
+            groups: m.usize(KEYS[6])?,
         };
         config.validate()?;
         Ok(config)
