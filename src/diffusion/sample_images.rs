@@ -10,7 +10,7 @@
 use super::{Denoiser, Diffusion, Guided, SampleOptions, SamplerKind};
 use crate::error::Result;
 use crate::io::image::{save_grid, GridLayout};
-use crate::io::plot::{line_plot, Series};
+use crate::io::plot::loss_curve;
 use crate::tensor::{init, rng};
 use crate::vae::AutoencoderKL;
 use ndarray::{concatenate, s, Array4, ArrayD, Axis, Ix4};
@@ -198,36 +198,11 @@ pub fn write_figures(
         )?;
     }
 
-    // Exponential moving average, bias-corrected as Adam's moments (it starts at 0).
-    let mut avg = 0.0f64;
-    let smooth = losses
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| {
-            avg = 0.98 * avg + 0.02 * l as f64;
-            (i as f64, avg / (1.0 - 0.98f64.powi(i as i32 + 1)))
-        })
-        .collect();
-    line_plot(
+    loss_curve(
         &fig.out.join("loss.png"),
         "diffusion training loss",
-        "step",
         "loss (MSE on the target)",
-        &[
-            Series {
-                name: "per step".into(),
-                points: losses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| (i as f64, l as f64))
-                    .collect(),
-            },
-            Series {
-                name: "moving average (0.98)".into(),
-                points: smooth,
-            },
-        ],
-        false,
+        losses,
     )?;
     Ok(samples)
 }

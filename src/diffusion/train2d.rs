@@ -10,7 +10,7 @@ use crate::diffusion::{
     SampleOptions, SamplerKind, Schedule, VarianceType,
 };
 use crate::error::Result;
-use crate::io::plot::{line_plot, scatter_panels, Panel, Series};
+use crate::io::plot::{line_plot, loss_curve, scatter_panels, Panel, Series};
 use crate::io::progress::Progress;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule};
 use crate::tensor::{init, rng};
@@ -174,37 +174,11 @@ pub fn train_2d(data: Toy2d, steps: u64, out: &Path) -> Result<()> {
         })
         .collect();
     scatter_panels(&out.join("trajectory.png"), &strip, strip.len(), lim)?;
-    let smooth: Vec<(f64, f64)> = {
-        let mut ema = losses[0] as f64;
-        losses
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| {
-                ema = 0.98 * ema + 0.02 * l as f64;
-                (i as f64, ema)
-            })
-            .collect()
-    };
-    line_plot(
+    loss_curve(
         &out.join("loss.png"),
         "training loss (L_simple)",
-        "step",
         "MSE on ε",
-        &[
-            Series {
-                name: "per step".into(),
-                points: losses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| (i as f64, l as f64))
-                    .collect(),
-            },
-            Series {
-                name: "EMA 0.98".into(),
-                points: smooth,
-            },
-        ],
-        false,
+        &losses,
     )?;
     let abar = |kind| {
         let s = Schedule::new(kind, 1000);

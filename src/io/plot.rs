@@ -155,6 +155,42 @@ pub fn line_plot(
 }
 // ANCHOR_END: line_plot
 
+/// A training-loss figure: every step's loss and its moving average (decay 0.98, bias-corrected
+/// as Adam's moments, since it starts at 0), on a linear axis.
+pub fn loss_curve(path: &Path, title: &str, y_label: &str, losses: &[f32]) -> Result<()> {
+    let mut avg = 0.0f64;
+    let smooth = losses
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            avg = 0.98 * avg + 0.02 * l as f64;
+            (i as f64, avg / (1.0 - 0.98f64.powi(i as i32 + 1)))
+        })
+        .collect();
+    let raw = losses
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as f64, l as f64))
+        .collect();
+    line_plot(
+        path,
+        title,
+        "step",
+        y_label,
+        &[
+            Series {
+                name: "per step".into(),
+                points: raw,
+            },
+            Series {
+                name: "moving average (0.98)".into(),
+                points: smooth,
+            },
+        ],
+        false,
+    )
+}
+
 /// One scatter panel: a title and named point sets drawn in palette order.
 pub struct Panel {
     pub title: String,
