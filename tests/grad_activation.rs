@@ -1,13 +1,13 @@
 //! Gradient checks and exact values for SiLU and GELU (exact and tanh), and `erf`.
 
-mod norms_support;
+mod support;
 
 use minisora::gradcheck::{check, random_input};
 use minisora::nn::{erf, Gelu, GeluKind, Silu};
 use minisora::tensor::rng;
 use ndarray::{arr1, Array1, ArrayD, IxDyn};
-use norms_support::check_seeded;
 use proptest::prelude::*;
+use support::check_seeded;
 
 /// Random shapes of rank 1 to 4 with small axes, scaled so inputs reach the tails (|x| ≈ 6).
 fn input(shape: &[usize], scale: f32, seed: u64) -> ArrayD<f32> {

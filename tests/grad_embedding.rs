@@ -1,15 +1,15 @@
 //! Gradient check for `Embedding` (the table is the only differentiable input) and its
 //! scatter-add with repeated ids.
 
-mod norms_support;
+mod support;
 
 use minisora::gradcheck::check;
 use minisora::nn::Embedding;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr2, Array2};
-use norms_support::check_seeded;
 use proptest::prelude::*;
+use support::check_seeded;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]

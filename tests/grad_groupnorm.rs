@@ -1,14 +1,14 @@
 //! Gradient checks and hand-computed values for `GroupNorm` over ranks 2 to 5.
 
-mod norms_support;
+mod support;
 
 use minisora::gradcheck::{check, random_input};
 use minisora::nn::GroupNorm;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr1, arr3, ArrayD};
-use norms_support::check_seeded;
 use proptest::prelude::*;
+use support::check_seeded;
 
 /// A standard-normal input plus a ramp from −3 to 3 across each normalised slice of `len`
 /// elements. The checker's step `h = 1e-2` assumes the function is smooth at that scale, but

@@ -1,15 +1,15 @@
 //! Gradient checks for the MSE and L1 losses (pred is the input, target fixed) and their
 //! values by hand.
 
-mod norms_support;
+mod support;
 
 use minisora::gradcheck::{check, random_input};
 use minisora::nn::{l1, mse};
 use minisora::param::{Param, Parameters};
 use minisora::tensor::rng;
 use ndarray::{arr1, arr2, ArrayD, IxDyn};
-use norms_support::check_seeded;
 use proptest::prelude::*;
+use support::check_seeded;
 
 /// A loss has no parameters; the checker still wants a model to walk.
 struct NoParams;

@@ -9,31 +9,18 @@
 //! of zeros against zeros passes whatever backward does. So every test first gives those
 //! weights random values, and the GroupNorm affines random values too.
 
+mod support;
+
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng, Rng};
 use minisora::unet::{AttentionBlock, ResBlock};
-use ndarray::{Array2, Array4, ArrayD, Ix2, Ix4};
+use ndarray::{Array2, Array4, ArrayD, Ix2};
 use proptest::prelude::*;
-
-fn four(a: &ArrayD<f32>) -> Array4<f32> {
-    a.clone().into_dimensionality::<Ix4>().unwrap()
-}
+use support::{four, spread_input};
 
 fn two(a: &ArrayD<f32>) -> Array2<f32> {
     a.clone().into_dimensionality::<Ix2>().unwrap()
-}
-
-/// A standard-normal `(B, C, H, W)` input plus a ramp from −3 to 3 across each GroupNorm slice
-/// (`C/G` channels × `H·W`), so no slice is a few nearly equal values whose normalisation
-/// curves too sharply for the checker's step (see `grad_groupnorm.rs`).
-fn spread_input(shape: [usize; 4], groups: usize, r: &mut Rng) -> ArrayD<f32> {
-    let len = shape[1] / groups * shape[2] * shape[3];
-    let mut x = random_input(&shape, r);
-    for (k, v) in x.iter_mut().enumerate() {
-        *v += 3.0 * (2.0 * (k % len) as f32 / (len.max(2) - 1) as f32 - 1.0);
-    }
-    x
 }
 
 /// Gives random values to what starts at zero or one: GroupNorm affines (β ~ N(0, 1), γ of

@@ -2,29 +2,15 @@
 //! `Upsample` on the input and every parameter, their shapes and parameter names, and the
 //! caching and inference forward passes agreeing bit for bit.
 
+mod support;
+
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
 use minisora::tensor::{rng, Rng};
 use minisora::vae::{AttnBlock, Downsample, ResnetBlock, Upsample};
-use ndarray::{Array4, ArrayD, Ix4};
+use ndarray::{Array4, ArrayD};
 use proptest::prelude::*;
-
-fn four(a: &ArrayD<f32>) -> Array4<f32> {
-    a.clone().into_dimensionality::<Ix4>().unwrap()
-}
-
-/// A standard-normal `(B, C, H, W)` input plus a ramp from −3 to 3 across each GroupNorm slice
-/// (`C/G` channels × `H·W`). The checker's step `h = 1e-2` assumes the function is smooth at
-/// that scale, but $\hat x$ curves like $1/\sigma^2$; the ramp keeps a slice of a few nearly
-/// equal values from making the central difference itself wrong (see `grad_groupnorm.rs`).
-fn spread_input(shape: [usize; 4], groups: usize, r: &mut Rng) -> ArrayD<f32> {
-    let len = shape[1] / groups * shape[2] * shape[3];
-    let mut x = random_input(&shape, r);
-    for (k, v) in x.iter_mut().enumerate() {
-        *v += 3.0 * (2.0 * (k % len) as f32 / (len - 1) as f32 - 1.0);
-    }
-    x
-}
+use support::{four, spread_input};
 
 /// Random GroupNorm affine parameters (β ~ N(0, 1), γ of random sign with |γ| in [0.5, 1.5],
 /// so no norm silences its input), leaving the convs at their initialisation.
