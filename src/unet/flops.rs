@@ -16,7 +16,8 @@
 //! the activations' size, a few percent of the total. So the DiT chapter can compare the two
 //! models at equal `flops`. The count is for ONE sample; a batch costs `B` times as much.
 
-use super::model::{Block, Layer, UNet};
+use super::model::UNet;
+use super::sequential::{Block, Layer};
 use crate::nn::Conv2d;
 
 /// MACs of `conv` on an `h × w` input, and its output size.

@@ -4,7 +4,7 @@
 //!
 //! - blocks: [`embed`] (timestep MLP and label table), [`resblock`] (timestep injection by
 //!   scale-shift or addition), [`attention`] (multi-head self-attention over positions)
-//! - the model: [`config`], [`model`] (encoder with stored skips, middle, decoder that
+//! - the model: [`config`], [`sequential`] (a block: layers in order), [`model`] (encoder with stored skips, middle, decoder that
 //!   concatenates them), [`flops`] (multiply-accumulates per forward, DiT's convention)
 
 pub mod attention;
@@ -13,10 +13,12 @@ pub mod embed;
 pub mod flops;
 pub mod model;
 pub mod resblock;
+pub mod sequential;
 pub mod train;
 
 pub use attention::{AttentionBlock, AttentionBlockCache};
 pub use config::UNetConfig;
 pub use embed::{TimestepEmbedder, TimestepEmbedderCache};
-pub use model::{Block, Layer, LayerCache, UNet, UNetCache};
+pub use model::{UNet, UNetCache};
 pub use resblock::{ResBlock, ResBlockCache};
+pub use sequential::{Block, Layer, LayerCache};
