@@ -1,35 +1,14 @@
 //! Loaders that read files: the image folder, MNIST IDX, and the PNG/GIF writers. Each error a
 //! user can cause is checked to name the file or folder.
 
+mod support;
+
 use minisora::data::folder::{load_folder, resize_center_crop, FolderOptions};
 use minisora::data::mnist::{load_mnist, read_idx_images, read_idx_labels};
 use minisora::data::{digits, shapes};
 use minisora::io::image::{load_image, save_gif, save_grid, GridLayout};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A fresh temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "minisora-{tag}-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -2,6 +2,8 @@
 //! (PyTorch's `safetensors.torch.load_file`) understands, and an error — never a panic, never a
 //! half-loaded model — for every way a file can be wrong.
 
+mod support;
+
 use minisora::io::checkpoint::{
     load_checkpoint, load_tensors, read_metadata, save_checkpoint, save_tensors, CHECKPOINT_FORMAT,
     TENSORS_FORMAT,
@@ -13,31 +15,8 @@ use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A fresh temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "minisora-ckpt-{tag}-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
+use support::TempDir;
 
 /// A small model: `fc.weight (4, 3)`, `fc.bias (4)`, `conv.weight (c, 2, 3, 3)`, `conv.bias (c)`.
 struct Tiny {

@@ -3,6 +3,8 @@
 //! writes its figures and a checkpoint that reloads, runs on VAE latents, and rejects bad
 //! inputs with clear errors.
 
+mod support;
+
 use minisora::data::DataSource;
 use minisora::diffusion::train_images::drop_labels;
 use minisora::diffusion::{
@@ -21,6 +23,7 @@ use ndarray::{concatenate, Array2, ArrayD, Axis, Ix2, IxDyn};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use support::TempDir;
 
 const EMB: usize = 16;
 
@@ -135,16 +138,6 @@ impl Parameters for Tiny {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "minisora-train-images-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// T = 100, ε-prediction, fixed variance: cheap to sample with 10 DDIM steps.
 fn diffusion() -> Diffusion {
     Diffusion::new(
@@ -185,7 +178,8 @@ fn param_values(m: &mut impl Parameters) -> Vec<ArrayD<f32>> {
 
 #[test]
 fn training_lowers_the_loss_drops_labels_and_writes_a_reloadable_checkpoint() {
-    let dir = temp_dir("pixels");
+    let tmp = TempDir::new("pixels");
+    let dir = tmp.0.clone();
     let opts = pixels(dir.clone(), 80);
     let data = TrainData::load(&opts).unwrap();
     assert_eq!(data.sample_shape(), (1, 8, 8));
@@ -244,7 +238,8 @@ fn label_dropout_hits_its_rate() {
 
 #[test]
 fn trains_on_vae_latents_and_decodes_the_samples() {
-    let dir = temp_dir("latents");
+    let tmp = TempDir::new("latents");
+    let dir = tmp.0.clone();
     let vae_opts = TrainVaeOptions {
         config: VaeConfig {
             base_channels: 4,
@@ -296,7 +291,8 @@ fn trains_on_vae_latents_and_decodes_the_samples() {
 
 #[test]
 fn bad_inputs_are_clear_errors() {
-    let dir = temp_dir("bad");
+    let tmp = TempDir::new("bad");
+    let dir = tmp.0.clone();
     // A missing latent file says how to make one.
     let missing = TrainImagesOptions {
         data: ImageSource::Latents(dir.join("none.safetensors")),
@@ -367,7 +363,8 @@ fn cli(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn the_cli_rejects_bad_arguments_with_the_fix() {
-    let dir = temp_dir("cli");
+    let tmp = TempDir::new("cli");
+    let dir = tmp.0.clone();
     let missing = format!("latents:{}", dir.join("none.safetensors").display());
     let (ok, err) = cli(&["--data", &missing]);
     assert!(
@@ -390,7 +387,8 @@ fn the_cli_rejects_bad_arguments_with_the_fix() {
 fn the_unet_trains_through_train_unet_and_its_checkpoint_rebuilds_it() {
     use minisora::unet::train::train_unet;
     use minisora::unet::{UNet, UNetConfig};
-    let dir = temp_dir("unet");
+    let tmp = TempDir::new("unet");
+    let dir = tmp.0.clone();
     let config = UNetConfig {
         model_channels: 8,
         groups: 2,

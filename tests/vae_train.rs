@@ -2,6 +2,8 @@
 //! the same model with its scale factor, `encode` writes latents that reload and match the
 //! encoder, and the mistakes a user can make are clear errors.
 
+mod support;
+
 use minisora::data::DataSource;
 use minisora::io::checkpoint::read_metadata;
 use minisora::tensor::rng;
@@ -10,13 +12,7 @@ use minisora::vae::train::{latent_std, load_vae, psnr_db, train_vae, TrainVaeOpt
 use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::{s, Array4};
 use std::path::PathBuf;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("minisora-vae-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::TempDir;
 
 fn tiny(out: PathBuf, steps: u64) -> TrainVaeOptions {
     TrainVaeOptions {
@@ -53,7 +49,8 @@ fn psnr_is_ten_log_of_one_over_mse_on_unit_pixels() {
 
 #[test]
 fn training_lowers_the_loss_and_the_checkpoint_reloads_with_its_scale() {
-    let dir = temp_dir("train");
+    let tmp = TempDir::new("train");
+    let dir = tmp.0.clone();
     let short = train_vae(&tiny(dir.join("a"), 1)).unwrap();
     let report = train_vae(&tiny(dir.join("b"), 40)).unwrap();
     assert!(
@@ -118,12 +115,12 @@ fn training_lowers_the_loss_and_the_checkpoint_reloads_with_its_scale() {
     );
     let err = load_latents(&report.checkpoint).unwrap_err().to_string();
     assert!(err.contains("not a latent file"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn too_few_images_is_an_error_naming_the_fix() {
-    let dir = temp_dir("few");
+    let tmp = TempDir::new("few");
+    let dir = tmp.0.clone();
     let empty = dir.join("pics");
     std::fs::create_dir_all(&empty).unwrap();
     let mut opts = tiny(dir.join("out"), 1);
@@ -135,5 +132,4 @@ fn too_few_images_is_an_error_naming_the_fix() {
     opts.n_held_out = 80;
     let err = train_vae(&opts).unwrap_err().to_string();
     assert!(err.contains("held out"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
