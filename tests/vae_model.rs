@@ -293,7 +293,22 @@ proptest! {
         );
         prop_assert!(report.passed, "{report:?}");
     }
+}
 
+/// The encoder, the sampled latent and the decoder in one loss: twice as deep as either
+/// network alone, so its curvature is larger and the step is halved again. Measured on the case
+/// a fresh-clone CI run drew (kept in `vae_model.proptest-regressions`): the worst directional
+/// error was 8.1e-3, 1.2e-3, 1.2e-3 at steps 4e-3, 2e-3, 1e-3 and under the 1e-3 tolerance at
+/// 5e-4 — truncation, not a wrong gradient.
+fn loss_check(seed: u64) -> GradCheck {
+    GradCheck {
+        step: 5e-4,
+        ..model_check(seed)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
     /// The whole loss with respect to every parameter and the image. MSE only: L1's
     /// |x̂ − x| has a kink wherever a pixel is matched exactly, and a central difference
     /// straddling it is wrong, so only the smooth loss can be checked this way. β = 0.1 and 1
@@ -322,7 +337,7 @@ proptest! {
                 scale_grads(m, dy[0]);
                 vec![(dx * dy[0]).into_dyn()]
             },
-            &model_check(seed),
+            &loss_check(seed),
         );
         prop_assert!(report.passed, "{report:?}");
     }
@@ -351,7 +366,7 @@ fn the_whole_model_check_catches_a_small_error() {
                 m.encoder.conv_in.weight.grad *= 1.03;
                 vec![(dx * dy[0]).into_dyn()]
             },
-            &model_check(seed),
+            &loss_check(seed),
         );
         if !report.passed {
             assert_eq!(
