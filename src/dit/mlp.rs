@@ -23,13 +23,44 @@ const CHUNK: usize = 1 << 14;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6; // $\sqrt{2/\pi}$
 const GELU_C: f32 = 0.044_715;
 
+/// $e^x$ in f32 without a library call, so loops over it vectorise: $x = k \ln 2 + r$ with
+/// integer $k$ and $|r| \le \ln 2 / 2$, then $e^x = 2^k e^r$, $e^r$ by its Taylor series to
+/// $r^7$ (relative error below $0.35^8/8! \approx 6 \cdot 10^{-9}$, so the result is within
+/// a few units in the last place) and $2^k$ written straight into the exponent bits. `x` is
+/// clamped to $[-80, 80]$, where $e^x$ stays a normal float: callers only use it inside
+/// $\sigma$, where beyond that range it is 0 or 1 to f32 precision anyway.
+#[inline]
+fn exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 split in two, so k·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer
+    let x = x.clamp(-80.0, 80.0);
+    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // $e^r \approx \sum_{n \le 7} r^n / n!$, by Horner's rule
+    let mut p = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    // $2^k$: the biased exponent $k + 127$ in bits 23–30
+    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
 // ANCHOR: gelu_tanh
 /// $\mathrm{gelu}(x) = x\,\sigma(2u)$ and its slope
 /// $\sigma(2u) + 2x\,\sigma(2u)\,(1 - \sigma(2u))\,\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)$.
 #[inline]
 fn gelu_and_slope(x: f32) -> (f32, f32) {
     let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
-    let s = 1.0 / (1.0 + (-2.0 * u).exp()); // $\sigma(2u)$
+    let s = 1.0 / (1.0 + exp_f32(-2.0 * u)); // $\sigma(2u)$
     let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
     (x * s, s + 2.0 * x * s * (1.0 - s) * du)
 }
@@ -129,5 +160,48 @@ impl Parameters for Mlp {
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         self.fc1.visit(&join(prefix, "fc1"), f);
         self.fc2.visit(&join(prefix, "fc2"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_f32_is_within_a_few_ulps() {
+        let mut worst = 0.0f64;
+        for i in -80_000..=80_000 {
+            let x = i as f32 * 1e-3;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp_f32(x) as f64 - want) / want).abs());
+        }
+        assert!(
+            worst < 4.0 * f32::EPSILON as f64,
+            "relative error {worst:e}"
+        );
+    }
+
+    #[test]
+    fn gelu_matches_the_f64_tanh_form_and_its_slope() {
+        for i in -2_000..=2_000 {
+            let x = i as f32 * 6e-3;
+            let (y, dy) = gelu_and_slope(x);
+            let xd = x as f64;
+            let t = (0.797_884_560_802_865_4 * (xd + 0.044_715 * xd.powi(3))).tanh();
+            let want = 0.5 * xd * (1.0 + t);
+            assert!(
+                (y as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "gelu({x})"
+            );
+            let h = 1e-4;
+            let g = |v: f64| {
+                0.5 * v * (1.0 + (0.797_884_560_802_865_4 * (v + 0.044_715 * v.powi(3))).tanh())
+            };
+            let slope = (g(xd + h) - g(xd - h)) / (2.0 * h);
+            assert!(
+                (dy as f64 - slope).abs() <= 1e-5,
+                "gelu'({x}): {dy} vs {slope}"
+            );
+        }
     }
 }
