@@ -23,7 +23,10 @@ and the config in the file's metadata (`config.*`, plus `loss`, `torch_version`,
 Label dropout is off (eval mode, as at sampling): the labels are used as given.
 
 The computation runs in float64 on the float32-rounded weights and inputs (so the saved f32
-weights are exactly the ones used); outputs and gradients are then rounded to float32. The Rust
+weights are exactly the ones used); outputs and gradients are then rounded to float32. (The
+reference computes the timestep frequencies in float32; here they are float64, the exact values:
+the two outputs differ by ~6e-6 of their scale. The script also runs this model in plain float32
+and prints how far that lands from the saved values, ~1e-6, a yardstick for the tolerances.) The Rust
 test `tests/dit_reference.rs` loads the file, runs minisora's DiT forward and its hand-written
 backward, and compares.
 
@@ -43,7 +46,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import save_file
+import json
+import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "dit_tiny.safetensors")
 
@@ -265,6 +269,26 @@ def expected_shapes(cfg):
     return shapes
 
 
+def save_safetensors(path, tensors, metadata):
+    """Writes a safetensors file byte for byte reproducibly: tensors in name order, the JSON
+    header with sorted keys (safetensors' own writer orders the metadata by a random hash, so
+    rerunning the script would change the file's bytes without changing its contents)."""
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name in sorted(tensors):
+        data = tensors[name].detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to a multiple of 8 bytes
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+
+
 def main():
     torch.manual_seed(SEED)
     model = DiT(**CONFIG)
@@ -286,9 +310,16 @@ def main():
     target = torch.randn(out_shape)
     saved = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
+    # The same model in float32, as PyTorch would run it: how far plain f32 arithmetic lands
+    # from the float64 values saved below (a yardstick for the Rust test's tolerances).
+    model.eval()  # no label dropout
+    out32 = model(x, t, y)
+    ((out32 - target) ** 2).mean().backward()
+    grads32 = {n: p.grad.double() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad(set_to_none=True)
+
     # Compute in float64 from exactly those f32 values.
     model = model.double()
-    model.eval()  # no label dropout
     out = model(x.double(), t, y)
     loss = ((out - target.double()) ** 2).mean()
     loss.backward()
@@ -317,7 +348,7 @@ def main():
         "source": "tests/reference/dit_reference.py",
     })
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    save_file(tensors, OUT, metadata=meta)
+    save_safetensors(OUT, tensors, meta)
 
     # What was written, and a few statistics that show the fixture exercises every part.
     print(f"wrote {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes), torch {torch.__version__}")
@@ -325,6 +356,13 @@ def main():
         v = tensors[name]
         print(f"  {name:45s} {str(tuple(v.shape)):18s} max|.| {v.abs().max().item():.4g}")
     print(f"loss = {loss.item():.9g}")
+
+    def rel(a, b):
+        return ((a.double() - b).abs().max() / b.abs().max()).item()
+
+    worst = max((rel(grads32[n], p.grad), n) for n, p in model.named_parameters() if p.requires_grad)
+    print(f"float32 PyTorch vs these float64 values: output {rel(out32.detach(), out.detach()):.2e}, "
+          f"worst gradient {worst[0]:.2e} ({worst[1]}), relative to each tensor's max |.|")
 
 
 if __name__ == "__main__":
