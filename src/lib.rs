@@ -9,6 +9,7 @@ pub mod diffusion;
 pub mod error;
 pub mod gradcheck;
 pub mod io;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod param;
