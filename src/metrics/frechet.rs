@@ -42,8 +42,9 @@ impl FeatureStats {
             n >= 2,
             "FeatureStats needs at least 2 feature vectors, got {n}"
         );
-        let x = x.mapv(|v| v as f64); // (N, F)
-                                      // $\mu = \frac1N \sum_n x_n$
+        // (N, F) in f64
+        let x = x.mapv(|v| v as f64);
+        // $\mu = \frac1N \sum_n x_n$
         let mean = x.sum_axis(Axis(0)) / n as f64;
         // $\Sigma = \frac{1}{N-1} \sum_n (x_n - \mu)(x_n - \mu)^\top$
         let centred = &x - &mean;

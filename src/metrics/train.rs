@@ -175,33 +175,39 @@ pub fn load_or_train_classifier_with(
     let want = recipe(source, size, seed, opts)?;
     let reason = if path.exists() {
         let meta = read_metadata(&path).map_err(|e| in_cache(&path, e))?;
-        match want.iter().find(|(k, v)| meta.get(*k) != Some(v)) {
-            None => {
-                let mut model = ClassifierConfig::from_metadata(&meta)
-                    .and_then(|c| check_config(&c, source, size).map(|_| c))
-                    .and_then(|c| Classifier::new(c, &mut rng(0)))
-                    .map_err(|e| in_cache(&path, e))?;
-                load_checkpoint(&path, &mut model).map_err(|e| in_cache(&path, e))?;
-                model.held_out_accuracy = meta
-                    .get("classifier.held_out_accuracy")
-                    .and_then(|a| a.parse().ok());
-                if opts.verbose {
-                    println!(
-                        "classifier: loaded {} (held-out accuracy {})",
-                        path.display(),
-                        model
-                            .held_out_accuracy
-                            .map_or("unknown".into(), |a| format!("{:.2} %", 100.0 * a))
-                    );
-                }
-                return Ok((model, CacheStatus::Loaded));
+        let differ: Vec<String> = want
+            .iter()
+            .filter(|(k, v)| meta.get(*k) != Some(v))
+            .map(|(k, v)| {
+                let old = meta.get(k).map_or("(missing)".into(), |o| format!("{o:?}"));
+                format!("{k} = {old} there, {v:?} now")
+            })
+            .collect();
+        if differ.is_empty() {
+            let mut model = ClassifierConfig::from_metadata(&meta)
+                .and_then(|c| check_config(&c, source, size).map(|_| c))
+                .and_then(|c| Classifier::new(c, &mut rng(0)))
+                .map_err(|e| in_cache(&path, e))?;
+            load_checkpoint(&path, &mut model).map_err(|e| in_cache(&path, e))?;
+            model.held_out_accuracy = meta
+                .get("classifier.held_out_accuracy")
+                .and_then(|a| a.parse().ok());
+            if opts.verbose {
+                println!(
+                    "classifier: loaded {} (held-out accuracy {})",
+                    path.display(),
+                    model
+                        .held_out_accuracy
+                        .map_or("unknown".into(), |a| format!("{:.2} %", 100.0 * a))
+                );
             }
-            Some((k, v)) => format!(
-                "{} was made with {k} = {}, this run wants {v}",
-                path.display(),
-                meta.get(k).map_or("(missing)".into(), |o| format!("{o:?}"))
-            ),
+            return Ok((model, CacheStatus::Loaded));
         }
+        format!(
+            "{} is for another recipe ({})",
+            path.display(),
+            differ.join("; ")
+        )
     } else {
         format!("no cached classifier at {}", path.display())
     };
