@@ -349,6 +349,9 @@ fn evaluate_rejects_bad_inputs_and_reports_as_json() {
     let rgb = ndarray::Array4::<f32>::zeros((10, 3, 32, 32));
     let chans = evaluate(clf, rgb.view(), labels, real.images.view()).unwrap_err();
     assert!(chans.to_string().contains("3 channels"), "{chans}");
+    let small = ndarray::Array4::<f32>::zeros((10, 1, 16, 16));
+    let size = evaluate(clf, small.view(), labels, real.images.view()).unwrap_err();
+    assert!(size.to_string().contains("16×16 pixels"), "{size}");
     let ok = evaluate(clf, x, labels, real.images.slice(s![10.., .., .., ..])).unwrap();
     let json = ok.to_json();
     assert!(

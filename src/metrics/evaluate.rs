@@ -124,10 +124,15 @@ fn check_inputs(
                 "evaluate with the classifier trained on the same dataset",
             ));
         }
-        if x.dim().2 < 4 || x.dim().3 < 4 {
+        let size = classifier.config.image_size;
+        if x.dim().2 != size || x.dim().3 != size {
             return Err(Error::new(
-                format!("the {what} are {}×{} pixels", x.dim().2, x.dim().3),
-                "give images of at least 4×4 (the classifier pools twice)",
+                format!(
+                    "the {what} are {}×{} pixels but the classifier reads {size}×{size}",
+                    x.dim().2,
+                    x.dim().3
+                ),
+                "evaluate images of the size the classifier was trained on",
             ));
         }
     }
