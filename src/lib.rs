@@ -10,6 +10,7 @@ pub mod dit;
 pub mod error;
 pub mod gradcheck;
 pub mod io;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod param;

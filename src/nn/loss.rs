@@ -1,11 +1,12 @@
-//! Regression losses with mean reduction, as PyTorch's defaults: the diffusion loss is the MSE
-//! between predicted and true noise; the VAE's reconstruction loss is L1 or MSE.
+//! Losses with mean reduction, as PyTorch's defaults: the diffusion loss is the MSE between
+//! predicted and true noise; the VAE's reconstruction loss is L1 or MSE; the evaluation
+//! classifier ([`crate::metrics`]) learns with the softmax cross-entropy.
 //!
 //! Each returns the scalar loss and its gradient with respect to `pred` (the target is data).
 //! The loss is summed in f64 over fixed-size chunks, in parallel, and the chunk sums are added
 //! in order, so the value is the same bits whatever the thread count.
 
-use ndarray::{Array, Dimension};
+use ndarray::{Array, Array2, Dimension};
 use rayon::prelude::*;
 
 /// Elements per parallel chunk.
@@ -86,3 +87,46 @@ pub fn l1<D: Dimension>(pred: &Array<f32, D>, target: &Array<f32, D>) -> (f32, A
     ((sum / n as f64) as f32, dpred)
 }
 // ANCHOR_END: l1
+
+// ANCHOR: cross_entropy
+/// Softmax cross-entropy of `logits` `(N, K)` against class indices `labels` (one per row),
+/// averaged over the rows, as PyTorch's `F.cross_entropy(logits, labels)`:
+/// $L = -\frac1N \sum_n \log \mathrm{softmax}(z_n)_{y_n}$ and
+/// $\partial L/\partial z_{n,k} = \frac1N \left(\mathrm{softmax}(z_n)_k - [k = y_n]\right)$.
+///
+/// Each row's $\log \sum_k e^{z_k}$ is computed as $m + \log \sum_k e^{z_k - m}$ with
+/// $m = \max_k z_k$ (in f64), so large logits neither overflow nor lose the small terms.
+pub fn cross_entropy(logits: &Array2<f32>, labels: &[usize]) -> (f32, Array2<f32>) {
+    let (n, k) = logits.dim();
+    assert_eq!(
+        labels.len(),
+        n,
+        "cross_entropy: {n} rows of logits but {} labels",
+        labels.len()
+    );
+    if let Some(&bad) = labels.iter().find(|&&y| y >= k) {
+        panic!("cross_entropy: label {bad} but only {k} classes");
+    }
+    let inv_n = 1.0 / n.max(1) as f64;
+    let mut dlogits = Array2::zeros((n, k));
+    let mut sum = 0.0f64;
+    for ((z, mut d), &y) in logits
+        .rows()
+        .into_iter()
+        .zip(dlogits.rows_mut())
+        .zip(labels)
+    {
+        let m = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        // $\log \sum_k e^{z_k} = m + \log \sum_k e^{z_k - m}$
+        let lse = m + z.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        // $-\log \mathrm{softmax}(z)_y = \log \sum_k e^{z_k} - z_y$
+        sum += lse - z[y] as f64;
+        for (j, (dv, &v)) in d.iter_mut().zip(z).enumerate() {
+            // $(\mathrm{softmax}(z)_j - [j = y]) / N$
+            let p = (v as f64 - lse).exp();
+            *dv = ((p - if j == y { 1.0 } else { 0.0 }) * inv_n) as f32;
+        }
+    }
+    ((sum * inv_n) as f32, dlogits)
+}
+// ANCHOR_END: cross_entropy
