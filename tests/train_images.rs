@@ -78,6 +78,7 @@ impl Tiny {
             null_label: Some(self.classes),
             flops_per_sample: 1234,
             metadata: BTreeMap::from([("tiny.classes".to_string(), self.classes.to_string())]),
+            buffers: Vec::new(),
         }
     }
 }
