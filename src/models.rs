@@ -1,0 +1,250 @@
+//! The model registry the command line uses: a model name (`unet`, `DiT-S/2`, `dit-tiny/4`,
+//! …) becomes a model sized to the data and trained by the one image trainer, and any
+//! checkpoint — a final one (`<model>.safetensors`) or a training checkpoint
+//! (`train_<step>.safetensors`, whose EMA weights are used) — loads back by its `model`
+//! metadata key into [`AnyModel`], which denoises whatever it holds, so `minisora sample`
+//! works for both.
+
+use crate::diffusion::train_state::{assign_weights, is_train_state};
+use crate::diffusion::{
+    BetaSchedule, Denoiser, Diffusion, LossType, Prediction, Schedule, TrainImagesOptions,
+    TrainImagesReport, VarianceType,
+};
+use crate::error::{Error, Result};
+use crate::io::checkpoint::{load_checkpoint, load_tensors, read_metadata};
+use crate::io::metadata::MetaReader;
+use crate::tensor::rng;
+use crate::unet::train::default_options;
+use crate::unet::{UNet, UNetConfig};
+use ndarray::ArrayD;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A model named on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelName {
+    /// ADM's U-Net (its shape from [`UNetConfig`]).
+    UNet,
+    /// A DiT config name as [`DiTConfig::named`](crate::dit::DiTConfig::named) reads it.
+    DiT(String),
+}
+
+impl ModelName {
+    /// `unet`, or a DiT name (`DiT-S/2`, `dit-tiny/4`, …, case-insensitive).
+    pub fn parse(name: &str) -> Result<Self> {
+        let lower = name.trim().to_ascii_lowercase();
+        if lower == "unet" || lower == "u-net" {
+            Ok(ModelName::UNet)
+        } else if lower.starts_with("dit") {
+            Ok(ModelName::DiT(name.trim().to_string()))
+        } else {
+            Err(Error::new(
+                format!("unknown model {name:?}"),
+                "use --model unet or a DiT config such as --model DiT-S/2 or dit-tiny/2",
+            ))
+        }
+    }
+}
+
+/// Any trained denoiser the registry can build or load.
+pub enum AnyModel {
+    UNet(UNet),
+}
+
+impl Denoiser for AnyModel {
+    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
+        match self {
+            AnyModel::UNet(m) => m.predict(x_t, t, y),
+        }
+    }
+}
+
+/// A checkpoint loaded for sampling, with what its metadata says about it.
+pub struct Loaded {
+    pub model: AnyModel,
+    /// The `model` key: `unet` or `dit`.
+    pub kind: String,
+    pub diffusion: Diffusion,
+    /// `(C, H, W)` of one sample in the model's space.
+    pub shape: (usize, usize, usize),
+    /// Classes (0 for an unconditional model).
+    pub num_classes: usize,
+    /// The label of "no class" for guidance (`None`: unconditional).
+    pub null_label: Option<usize>,
+    /// True when the model lives in a VAE's latent space.
+    pub latent: bool,
+    /// The latents' scale factor (1 in pixel space).
+    pub scale: f32,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The diffusion a checkpoint was trained with, from its `diffusion.*` metadata.
+pub fn diffusion_from_metadata(meta: &BTreeMap<String, String>) -> Result<Diffusion> {
+    let m = MetaReader::new(
+        meta,
+        "diffusion",
+        "sample a checkpoint written by `minisora train`",
+    );
+    let bad = |key: &str, v: &str| {
+        Error::new(
+            format!("diffusion metadata: {key} = {v:?} is not one minisora writes"),
+            "the checkpoint's metadata is damaged; train the model again",
+        )
+    };
+    let steps = m.usize("diffusion.timesteps")?;
+    let schedule = match meta.get("diffusion.schedule") {
+        Some(s) => BetaSchedule::parse(s)?,
+        None => BetaSchedule::Linear, // checkpoints from before the key: always linear
+    };
+    let prediction = match m.text("diffusion.prediction")? {
+        "Epsilon" => Prediction::Epsilon,
+        "X0" => Prediction::X0,
+        "V" => Prediction::V,
+        v => return Err(bad("diffusion.prediction", v)),
+    };
+    let variance = match m.text("diffusion.variance")? {
+        "FixedSmall" => VarianceType::FixedSmall,
+        "FixedLarge" => VarianceType::FixedLarge,
+        "LearnedRange" => VarianceType::LearnedRange,
+        v => return Err(bad("diffusion.variance", v)),
+    };
+    let loss = match meta.get("diffusion.loss").map(String::as_str) {
+        Some("RescaledMse") => LossType::RescaledMse,
+        _ => LossType::Mse,
+    };
+    Ok(Diffusion::new(
+        Schedule::new(schedule, steps),
+        prediction,
+        variance,
+        loss,
+    ))
+}
+
+/// What kind of model a checkpoint holds, from its `model` key.
+fn kind_of(path: &Path, meta: &BTreeMap<String, String>) -> Result<String> {
+    let kind = meta
+        .get("model")
+        .cloned()
+        .or_else(|| meta.contains_key("dit.depth").then(|| "dit".to_string()))
+        .or_else(|| {
+            meta.contains_key("vae.z_channels")
+                .then(|| "vae".to_string())
+        });
+    match kind.as_deref() {
+        Some("unet") | Some("dit") => Ok(kind.unwrap()),
+        Some(other) => Err(Error::new(
+            format!(
+                "{} holds a `{other}` model, not a diffusion model this command can sample",
+                path.display()
+            ),
+            "pass a checkpoint written by `minisora train` (out/<run>/unet.safetensors, \
+             dit.safetensors or a train_<step>.safetensors)",
+        )),
+        None => Err(Error::new(
+            format!(
+                "{} has no `model` metadata: it was not written by `minisora train`",
+                path.display()
+            ),
+            "pass a checkpoint written by `minisora train`",
+        )),
+    }
+}
+
+/// Loads any checkpoint written by `minisora train`: the final one, or a training
+/// checkpoint (sampled with its EMA weights).
+pub fn load_model(path: &Path) -> Result<Loaded> {
+    if !path.is_file() {
+        return Err(Error::new(
+            format!("no checkpoint at {}", path.display()),
+            "train one first (e.g. `minisora train --model unet` writes out/unet/unet.safetensors) \
+             or check the --ckpt path",
+        ));
+    }
+    let (tensors, meta) = load_tensors(path)?;
+    let training = is_train_state(&meta);
+    let meta = if training { meta } else { read_metadata(path)? };
+    let kind = kind_of(path, &meta)?;
+    let model = match kind.as_str() {
+        "unet" => {
+            let mut unet = UNet::new(UNetConfig::from_metadata(&meta)?, &mut rng(0))?;
+            if training {
+                assign_weights(path, &mut unet, &tensors, "ema.")?;
+            } else {
+                load_checkpoint(path, &mut unet)?;
+            }
+            AnyModel::UNet(unet)
+        }
+        _ => unreachable!("kind_of returns unet or dit"),
+    };
+    let m = MetaReader::new(
+        &meta,
+        "training",
+        "sample a checkpoint written by `minisora train`",
+    );
+    let shape = m.list("train.shape")?;
+    let [c, h, w] = shape[..] else {
+        return Err(Error::new(
+            format!("{}: train.shape {shape:?} is not C,H,W", path.display()),
+            "the checkpoint's metadata is damaged; train the model again",
+        ));
+    };
+    let num_classes = m.usize("train.num_classes")?;
+    let null_label = match &model {
+        AnyModel::UNet(u) => u.null_label(),
+    };
+    let scale: f32 = m.text("train.scale_factor")?.parse().map_err(|_| {
+        Error::new(
+            format!("{}: train.scale_factor is not a number", path.display()),
+            "the checkpoint's metadata is damaged; train the model again",
+        )
+    })?;
+    Ok(Loaded {
+        model,
+        kind,
+        diffusion: diffusion_from_metadata(&meta)?,
+        shape: (c, h, w),
+        num_classes: if null_label.is_some() { num_classes } else { 0 },
+        null_label,
+        latent: m.bool("train.latent")?,
+        scale,
+        metadata: meta,
+    })
+}
+
+/// DiT's training recipe (facebookresearch/DiT `train.py`): AdamW at a constant lr 1e-4 with
+/// no weight decay, no warm-up and no clipping, EMA 0.9999 (here with a warm-up, so short runs
+/// are usable), label dropout 0.1; the rest as the U-Net's run.
+pub fn dit_options() -> TrainImagesOptions {
+    TrainImagesOptions {
+        lr: 1e-4,
+        weight_decay: 0.0,
+        warmup_steps: 0,
+        lr_decay: false,
+        grad_clip: None,
+        ema_decay: 0.9999,
+        label_dropout: 0.1,
+        out: PathBuf::from("out/dit"),
+        ..default_options()
+    }
+}
+
+/// Builds the named model sized to `opts.data` (its channels, side and classes), trains it
+/// with the image trainer and returns the report. `unet` shapes the U-Net; `learn_sigma`
+/// chooses DiT's output (ε and the variance, or ε only).
+pub fn train_model(
+    name: &ModelName,
+    unet: &UNetConfig,
+    learn_sigma: bool,
+    opts: &TrainImagesOptions,
+) -> Result<TrainImagesReport> {
+    match name {
+        ModelName::UNet => crate::unet::train::train_unet(unet, opts),
+        ModelName::DiT(n) => {
+            let _ = learn_sigma;
+            Err(Error::new(
+                format!("--model {n}: DiT is not built yet"),
+                "use --model unet",
+            ))
+        }
+    }
+}
