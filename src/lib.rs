@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod diffusion;
+pub mod dit;
 pub mod error;
 pub mod gradcheck;
 pub mod io;

@@ -44,6 +44,18 @@ pub fn save_checkpoint(
     model: &mut impl Parameters,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    save_checkpoint_with(path, model, &[], metadata)
+}
+// ANCHOR_END: save
+
+/// [`save_checkpoint`] plus `extra` named tensors that are not parameters (a model's fixed
+/// buffers, such as DiT's `pos_embed`), stored beside them. The names must all differ.
+pub fn save_checkpoint_with(
+    path: &Path,
+    model: &mut impl Parameters,
+    extra: &[(&str, ArrayViewD<f32>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut tensors: Vec<Encoded> = Vec::new();
     model.visit("", &mut |name, p| {
         tensors.push((
@@ -52,9 +64,11 @@ pub fn save_checkpoint(
             le_bytes(p.value.iter()),
         ));
     });
+    for (name, t) in extra {
+        tensors.push((name.to_string(), t.shape().to_vec(), le_bytes(t.iter())));
+    }
     write_file(path, tensors, metadata, CHECKPOINT_FORMAT)
 }
-// ANCHOR_END: save
 
 /// Reads the metadata only (so a caller can build the model from its stored config first).
 /// The `format` key is checked and left out of the result.
@@ -72,6 +86,16 @@ pub fn load_checkpoint(
     path: &Path,
     model: &mut impl Parameters,
 ) -> Result<BTreeMap<String, String>> {
+    load_checkpoint_with(path, model, &[]).map(|(_, meta)| meta)
+}
+
+/// [`load_checkpoint`] for a file that also holds the tensors named in `extra` (saved by
+/// [`save_checkpoint_with`]): they must be present, and are returned rather than loaded.
+pub fn load_checkpoint_with(
+    path: &Path,
+    model: &mut impl Parameters,
+    extra: &[&str],
+) -> Result<(Tensors, BTreeMap<String, String>)> {
     let bytes = read_file(path)?;
     let (file, meta) = parse(path, &bytes)?;
     let meta = checkpoint_metadata(path, meta)?;
@@ -79,6 +103,7 @@ pub fn load_checkpoint(
     let missing: Vec<&str> = wanted
         .iter()
         .map(|(name, _)| name.as_str())
+        .chain(extra.iter().copied())
         .filter(|name| file.tensor(name).is_err())
         .collect();
     if !missing.is_empty() {
@@ -93,20 +118,24 @@ pub fn load_checkpoint(
              checkpoint's own metadata (read_metadata) or pick the matching checkpoint",
         ));
     }
-    let known: HashSet<&str> = wanted.iter().map(|(name, _)| name.as_str()).collect();
-    let mut extra: Vec<&str> = file
+    let known: HashSet<&str> = wanted
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .chain(extra.iter().copied())
+        .collect();
+    let mut unknown: Vec<&str> = file
         .names()
         .into_iter()
         .filter(|n| !known.contains(n))
         .collect();
-    if !extra.is_empty() {
-        extra.sort_unstable();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
         return Err(Error::new(
             format!(
                 "{} has {} tensors the model does not have: {}",
                 path.display(),
-                extra.len(),
-                list(&extra)
+                unknown.len(),
+                list(&unknown)
             ),
             "the checkpoint is from another model or config: build the model from the \
              checkpoint's own metadata (read_metadata) or pick the matching checkpoint",
@@ -128,12 +157,17 @@ pub fn load_checkpoint(
         }
         values.push(to_array(path, name, &view)?);
     }
+    let mut extras = Tensors::new();
+    for name in extra {
+        let view = file.tensor(name).expect("presence checked above");
+        extras.insert(name.to_string(), to_array(path, name, &view)?);
+    }
     // Everything is valid: now, and only now, overwrite the parameters.
     let mut values = values.into_iter();
     model.visit("", &mut |_, p| {
         p.value = values.next().expect("one value per visited parameter");
     });
-    Ok(meta)
+    Ok((extras, meta))
 }
 // ANCHOR_END: load
 

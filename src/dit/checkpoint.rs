@@ -1,0 +1,103 @@
+//! DiT checkpoints: one safetensors file laid out as the reference PyTorch `state_dict` —
+//! every parameter under its name, plus `pos_embed (1, T, D)` — with the config as metadata
+//! (`dit.*` keys), so a DiT saved here loads in PyTorch (`load_state_dict`) and one saved by
+//! PyTorch (with the metadata added) loads here.
+//!
+//! `pos_embed` is not trained, but the reference stores it, and loading checks it: a table
+//! that is not the 2-D sin-cos embedding of the config (another grid, another layout) would
+//! silently scramble the tokens' positions, so it is an error naming the tensor.
+
+use super::config::DiTConfig;
+use super::model::DiT;
+use crate::error::{Error, Result};
+use crate::io::checkpoint::{load_checkpoint_with, read_metadata, save_checkpoint_with};
+use crate::tensor::rng;
+use ndarray::{Array2, Ix3};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The position table's name in a checkpoint.
+pub const POS_EMBED: &str = "pos_embed";
+
+/// Largest difference allowed between a stored `pos_embed` and the one computed here (both
+/// are the float64 table rounded to float32; different `sin`/`cos` libraries may differ in
+/// the last bit).
+const POS_EMBED_TOL: f32 = 1e-5;
+
+/// Saves every parameter, `pos_embed` as `(1, T, D)` and the config (plus `extra_metadata`,
+/// which may not reuse a `dit.*` key) atomically to `path`.
+pub fn save_dit(
+    path: &Path,
+    model: &mut DiT,
+    extra_metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut meta = model.config.to_metadata();
+    for (k, v) in extra_metadata {
+        if meta.insert(k.clone(), v.clone()).is_some() {
+            return Err(Error::new(
+                format!("metadata key {k} is the DiT config's own"),
+                "rename the extra metadata key (dit.* keys are reserved for the config)",
+            ));
+        }
+    }
+    let (t, d) = model.pos_embed().dim();
+    let pos = model
+        .pos_embed()
+        .view()
+        .into_shape_with_order((1, t, d))
+        .expect("contiguous")
+        .into_dyn()
+        .to_owned();
+    save_checkpoint_with(path, model, &[(POS_EMBED, pos.view())], &meta)
+}
+
+/// Builds the DiT described by the file's metadata and loads every tensor into it. A
+/// missing, extra or misshapen tensor, or a `pos_embed` that is not this config's table, is
+/// an error naming it.
+pub fn load_dit(path: &Path) -> Result<DiT> {
+    let config = DiTConfig::from_metadata(&read_metadata(path)?)?;
+    let mut model = DiT::new(config, &mut rng(0))?;
+    let (mut extra, _) = load_checkpoint_with(path, &mut model, &[POS_EMBED])?;
+    let stored = extra.remove(POS_EMBED).expect("requested above");
+    let (t, d) = model.pos_embed().dim();
+    let stored = stored
+        .into_dimensionality::<Ix3>()
+        .ok()
+        .filter(|a| a.dim() == (1, t, d))
+        .ok_or_else(|| {
+            Error::new(
+                format!(
+                    "tensor `{POS_EMBED}` in {} does not have the shape (1, {t}, {d}) of the \
+                     config",
+                    path.display()
+                ),
+                "the file's metadata and tensors disagree: save the model again",
+            )
+        })?;
+    let stored: Array2<f32> = stored
+        .into_shape_with_order((t, d))
+        .expect("contiguous")
+        .to_owned();
+    let worst = stored
+        .iter()
+        .zip(model.pos_embed())
+        .map(|(a, b)| (a - b).abs())
+        .fold(
+            0.0f32,
+            |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) },
+        );
+    if worst > POS_EMBED_TOL {
+        return Err(Error::new(
+            format!(
+                "tensor `{POS_EMBED}` in {} is not the 2-D sin-cos table of a {g}×{g} grid \
+                 (differs by up to {worst:e})",
+                path.display(),
+                g = model.config.grid_size()
+            ),
+            "the file is corrupt or from a model with another position embedding: save it \
+             again from a DiT",
+        ));
+    }
+    model.set_pos_embed(stored);
+    Ok(model)
+}

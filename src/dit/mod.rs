@@ -1,0 +1,35 @@
+//! DiT, the Diffusion Transformer (Peebles & Xie 2023, "Scalable Diffusion Models with
+//! Transformers", <https://arxiv.org/abs/2212.09748>; reference code facebookresearch/DiT
+//! `models.py`): a Vision Transformer over latent patches, conditioned on the timestep and
+//! the class by adaLN-Zero, replacing the U-Net as the denoiser.
+//!
+//! - the shape: [`config`] (named configs DiT-S/B/L/XL and CPU sizes × patch 2/4/8),
+//!   [`flops`] (the paper's Gflops)
+//! - tokens: [`patch`] (patch embedding, unpatchify), [`pos_embed`] (fixed 2-D sin-cos)
+//! - conditioning: [`embed`] (timestep and label embedders), [`modulate`] (adaLN's
+//!   scale-shift and gate)
+//! - layers: [`mlp`], [`block`] (the adaLN-Zero block), [`final_layer`]
+//! - the model: [`model`], [`checkpoint`] (the reference `state_dict` layout)
+
+pub mod block;
+pub mod checkpoint;
+pub mod config;
+pub mod embed;
+pub mod final_layer;
+pub mod flops;
+pub mod mlp;
+pub mod model;
+pub mod modulate;
+pub mod patch;
+pub mod pos_embed;
+
+pub use block::{DiTBlock, DiTBlockCache};
+pub use checkpoint::{load_dit, save_dit};
+pub use config::DiTConfig;
+pub use embed::{LabelEmbedder, TimestepEmbedder};
+pub use final_layer::{FinalLayer, FinalLayerCache};
+pub use flops::dit_flops;
+pub use mlp::Mlp;
+pub use model::{DiT, DiTCache};
+pub use patch::{patchify, unpatchify, ChannelOrder, PatchEmbed};
+pub use pos_embed::pos_embed_2d;

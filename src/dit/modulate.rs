@@ -1,0 +1,190 @@
+//! adaLN: the conditioning `c` scales, shifts and gates every token of its sample.
+//!
+//! DiT's blocks never see `c` directly. A Linear turns it into per-sample vectors — shift
+//! $\beta$, scale $\gamma$ and gate $\alpha$, each `(B, D)` — that act on all `T` tokens of
+//! the sample (`unsqueeze(1)` in the reference):
+//!
+//! - [`norm_modulate`]: $a = \mathrm{LN}(x)\,(1 + \gamma) + \beta$, a LayerNorm without its own
+//!   affine (eps 1e-6) whose scale and shift come from `c` — the reference's
+//!   `modulate(norm(x), shift, scale)`.
+//! - [`gated_add`]: $x \mathrel{+}= \alpha \odot y$, the gated residual. With $\alpha = 0$, as
+//!   adaLN-*Zero* initialises it, the branch is off and the block is the identity.
+//!
+//! Tokens are `(B·T, D)` rows, sample `b` owning rows `b·T .. (b+1)·T`. Every function runs
+//! one task per sample: each writes its own rows and its own row of the `(B, D)` gradients,
+//! summing over its `T` tokens in order, so results do not depend on the thread count.
+
+use crate::nn::layernorm::{normalise_row, normalise_row_backward};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// LayerNorm epsilon of every DiT norm.
+pub const EPS: f32 = 1e-6;
+
+/// What the backward of [`norm_modulate`] needs.
+pub struct NormCache {
+    xhat: Array2<f32>, // (B·T, D): the normalised tokens
+    rstd: Array1<f32>, // (B·T): $1/\sqrt{\sigma^2 + \epsilon}$ of each token
+}
+
+// ANCHOR: modulate
+/// $a = \hat x\,(1 + \gamma_b) + \beta_b$ with $\hat x = \mathrm{LN}(x)$
+/// x: (B·T, D), shift β and scale γ: (B, D) → a: (B·T, D), and the cache.
+pub fn norm_modulate(
+    x: &Array2<f32>,
+    shift: ArrayView2<f32>,
+    scale: ArrayView2<f32>,
+) -> (Array2<f32>, NormCache) {
+    let (n, d) = x.dim();
+    let t = tokens_per_sample(n, shift);
+    let mut a = Array2::zeros((n, d));
+    let mut xhat = Array2::zeros((n, d));
+    let mut rstd = Array1::zeros(n);
+    slice_mut(&mut a)
+        .par_chunks_mut(t * d)
+        .zip(slice_mut(&mut xhat).par_chunks_mut(t * d))
+        .zip(rstd.as_slice_mut().expect("fresh").par_chunks_mut(t))
+        .zip(slice(x).par_chunks(t * d))
+        .enumerate()
+        .for_each(|(b, (((a, xhat), rstd), x))| {
+            let (beta, gamma) = (row(shift, b), row(scale, b));
+            for (((a, h), r), x) in a
+                .chunks_mut(d)
+                .zip(xhat.chunks_mut(d))
+                .zip(rstd.iter_mut())
+                .zip(x.chunks(d))
+            {
+                *r = normalise_row(x, EPS, h);
+                // $a = \hat x (1 + \gamma) + \beta$
+                for (((a, &h), &g), &s) in a.iter_mut().zip(&*h).zip(gamma).zip(beta) {
+                    *a = h * (1.0 + g) + s;
+                }
+            }
+        });
+    (a, NormCache { xhat, rstd })
+}
+
+/// Backward of [`norm_modulate`]: given `da` (B·T, D), adds $\partial L/\partial x$ into `dx`
+/// (the caller's residual gradient) and returns $\partial L/\partial\beta_b = \sum_t da$ and
+/// $\partial L/\partial\gamma_b = \sum_t da \odot \hat x$, each (B, D).
+pub fn norm_modulate_backward(
+    cache: &NormCache,
+    da: &Array2<f32>,
+    scale: ArrayView2<f32>,
+    dx: &mut Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    let (n, d) = da.dim();
+    let b = scale.nrows();
+    let t = tokens_per_sample(n, scale);
+    assert_eq!(dx.dim(), (n, d), "dx does not match the tokens");
+    let mut d_shift = Array2::zeros((b, d));
+    let mut d_scale = Array2::zeros((b, d));
+    slice_mut(dx)
+        .par_chunks_mut(t * d)
+        .zip(slice_mut(&mut d_shift).par_chunks_mut(d))
+        .zip(slice_mut(&mut d_scale).par_chunks_mut(d))
+        .zip(slice(da).par_chunks(t * d))
+        .zip(slice(&cache.xhat).par_chunks(t * d))
+        .zip(cache.rstd.as_slice().expect("cached").par_chunks(t))
+        .enumerate()
+        .for_each(|(b, (((((dx, d_shift), d_scale), da), xhat), rstd))| {
+            let gamma = row(scale, b);
+            let (mut g, mut dn) = (vec![0.0f32; d], vec![0.0f32; d]);
+            for (((dx, da), h), &r) in dx
+                .chunks_mut(d)
+                .zip(da.chunks(d))
+                .zip(xhat.chunks(d))
+                .zip(rstd)
+            {
+                // $\partial L/\partial\beta \mathrel{+}= da$, $\partial L/\partial\gamma \mathrel{+}= da\,\hat x$,
+                // $g = \partial L/\partial\hat x = da\,(1 + \gamma)$
+                for i in 0..d {
+                    d_shift[i] += da[i];
+                    d_scale[i] += da[i] * h[i];
+                    g[i] = da[i] * (1.0 + gamma[i]);
+                }
+                // $dx \mathrel{+}= r\,(g - \bar g - \hat x\,\overline{g \hat x})$
+                normalise_row_backward(&g, h, r, &mut dn);
+                for (dx, &v) in dx.iter_mut().zip(&dn) {
+                    *dx += v;
+                }
+            }
+        });
+    (d_shift, d_scale)
+}
+// ANCHOR_END: modulate
+
+// ANCHOR: gated_add
+/// The gated residual $x \mathrel{+}= \alpha_b \odot y$   x, y: (B·T, D), gate α: (B, D).
+pub fn gated_add(x: &mut Array2<f32>, gate: ArrayView2<f32>, y: &Array2<f32>) {
+    let (n, d) = x.dim();
+    let t = tokens_per_sample(n, gate);
+    slice_mut(x)
+        .par_chunks_mut(t * d)
+        .zip(slice(y).par_chunks(t * d))
+        .enumerate()
+        .for_each(|(b, (x, y))| {
+            let alpha = row(gate, b);
+            for (x, y) in x.chunks_mut(d).zip(y.chunks(d)) {
+                for ((x, &y), &g) in x.iter_mut().zip(y).zip(alpha) {
+                    *x += g * y;
+                }
+            }
+        });
+}
+
+/// Backward of [`gated_add`] through the branch: given `dx = ∂L/∂x_out`, returns
+/// $\partial L/\partial y = \alpha_b \odot dx$ and $\partial L/\partial\alpha_b = \sum_t dx \odot y$
+/// (B, D). (The residual's own gradient is `dx` itself.)
+pub fn gated_add_backward(
+    dx: &Array2<f32>,
+    gate: ArrayView2<f32>,
+    y: &Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    let (n, d) = dx.dim();
+    let t = tokens_per_sample(n, gate);
+    let mut dy = Array2::zeros((n, d));
+    let mut d_gate = Array2::zeros((gate.nrows(), d));
+    slice_mut(&mut dy)
+        .par_chunks_mut(t * d)
+        .zip(slice_mut(&mut d_gate).par_chunks_mut(d))
+        .zip(slice(dx).par_chunks(t * d))
+        .zip(slice(y).par_chunks(t * d))
+        .enumerate()
+        .for_each(|(b, (((dy, d_gate), dx), y))| {
+            let alpha = row(gate, b);
+            for ((dy, dx), y) in dy.chunks_mut(d).zip(dx.chunks(d)).zip(y.chunks(d)) {
+                for i in 0..d {
+                    d_gate[i] += dx[i] * y[i];
+                    dy[i] = alpha[i] * dx[i];
+                }
+            }
+        });
+    (dy, d_gate)
+}
+// ANCHOR_END: gated_add
+
+/// Row `b` of a per-sample `(B, D)` view (a column block of a row-major matrix) as a slice.
+fn row(v: ArrayView2<'_, f32>, b: usize) -> &'_ [f32] {
+    v.index_axis_move(Axis(0), b)
+        .to_slice()
+        .expect("per-sample rows are contiguous")
+}
+
+fn slice(a: &Array2<f32>) -> &[f32] {
+    a.as_slice().expect("tokens are row-major")
+}
+
+fn slice_mut(a: &mut Array2<f32>) -> &mut [f32] {
+    a.as_slice_mut().expect("tokens are row-major")
+}
+
+/// `T` for `n` token rows and a `(B, D)` per-sample tensor; panics unless `B` divides `n`.
+fn tokens_per_sample(n: usize, per_sample: ArrayView2<f32>) -> usize {
+    let b = per_sample.nrows();
+    assert!(
+        b > 0 && n % b == 0 && n > 0,
+        "adaLN: {n} token rows do not split into {b} samples"
+    );
+    n / b
+}
