@@ -7,14 +7,16 @@
 
 use crate::diffusion::train_state::{assign_weights, is_train_state};
 use crate::diffusion::{
-    BetaSchedule, Denoiser, Diffusion, LossType, Prediction, Schedule, TrainImagesOptions,
-    TrainImagesReport, VarianceType,
+    train_images, BetaSchedule, Denoiser, Diffusion, LossType, ModelInfo, Prediction, Schedule,
+    TrainData, TrainImagesOptions, TrainImagesReport, VarianceType,
 };
+use crate::dit::checkpoint::POS_EMBED;
+use crate::dit::{load_dit, DiT, DiTConfig};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, load_tensors, read_metadata};
 use crate::io::metadata::MetaReader;
 use crate::tensor::rng;
-use crate::unet::train::default_options;
+use crate::unet::train::{default_options, unet_diffusion};
 use crate::unet::{UNet, UNetConfig};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
@@ -48,13 +50,15 @@ impl ModelName {
 
 /// Any trained denoiser the registry can build or load.
 pub enum AnyModel {
-    UNet(UNet),
+    UNet(Box<UNet>),
+    DiT(Box<DiT>),
 }
 
 impl Denoiser for AnyModel {
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
         match self {
             AnyModel::UNet(m) => m.predict(x_t, t, y),
+            AnyModel::DiT(m) => m.predict(x_t, t, y),
         }
     }
 }
@@ -172,9 +176,14 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
             } else {
                 load_checkpoint(path, &mut unet)?;
             }
-            AnyModel::UNet(unet)
+            AnyModel::UNet(Box::new(unet))
         }
-        _ => unreachable!("kind_of returns unet or dit"),
+        _ if training => {
+            let mut dit = DiT::new(DiTConfig::from_metadata(&meta)?, &mut rng(0))?;
+            assign_weights(path, &mut dit, &tensors, "ema.")?;
+            AnyModel::DiT(Box::new(dit))
+        }
+        _ => AnyModel::DiT(Box::new(load_dit(path)?)),
     };
     let m = MetaReader::new(
         &meta,
@@ -191,6 +200,7 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
     let num_classes = m.usize("train.num_classes")?;
     let null_label = match &model {
         AnyModel::UNet(u) => u.null_label(),
+        AnyModel::DiT(d) => Some(d.null_label()),
     };
     let scale: f32 = m.text("train.scale_factor")?.parse().map_err(|_| {
         Error::new(
@@ -228,6 +238,53 @@ pub fn dit_options() -> TrainImagesOptions {
     }
 }
 
+/// The diffusion DiT trains with: linear β, T = 1000, ε; with `learn_sigma` the learned-range
+/// variance and the hybrid loss (MSE + variational bound), else the U-Net's fixed variance.
+pub fn dit_diffusion(learn_sigma: bool) -> Diffusion {
+    if learn_sigma {
+        Diffusion::dit()
+    } else {
+        unet_diffusion()
+    }
+}
+
+/// Loads `opts.data`, builds a DiT shaped by `config` with the data's side, channels and
+/// classes (seeded with `opts.seed`), trains it, samples it and saves it (with `pos_embed`).
+pub fn train_dit(config: &DiTConfig, opts: &TrainImagesOptions) -> Result<TrainImagesReport> {
+    let data = TrainData::load(opts)?;
+    let (c, h, w) = data.sample_shape();
+    if h != w {
+        return Err(Error::new(
+            format!(
+                "{} has {h}×{w} samples; DiT takes square ones",
+                opts.data.name()
+            ),
+            "use square images (--pixel-size sets the side in pixel space)",
+        ));
+    }
+    let config = DiTConfig {
+        input_size: h,
+        in_channels: c,
+        num_classes: data.num_classes(),
+        class_dropout_prob: opts.label_dropout,
+        ..config.clone()
+    };
+    config.validate()?;
+    let mut model = DiT::new(config, &mut rng(opts.seed))?;
+    let (t, d) = model.pos_embed().dim();
+    let pos = model.pos_embed().to_shape((1, t, d)).expect("contiguous");
+    let info = ModelInfo {
+        name: "dit".into(),
+        in_channels: c,
+        null_label: Some(model.null_label()),
+        flops_per_sample: model.flops(),
+        metadata: model.config.to_metadata(),
+        buffers: vec![(POS_EMBED.to_string(), pos.to_owned().into_dyn())],
+    };
+    let diffusion = dit_diffusion(model.config.learn_sigma);
+    train_images(&mut model, &info, &diffusion, &data, opts)
+}
+
 /// Builds the named model sized to `opts.data` (its channels, side and classes), trains it
 /// with the image trainer and returns the report. `unet` shapes the U-Net; `learn_sigma`
 /// chooses DiT's output (ε and the variance, or ε only).
@@ -240,11 +297,12 @@ pub fn train_model(
     match name {
         ModelName::UNet => crate::unet::train::train_unet(unet, opts),
         ModelName::DiT(n) => {
-            let _ = learn_sigma;
-            Err(Error::new(
-                format!("--model {n}: DiT is not built yet"),
-                "use --model unet",
-            ))
+            // Sized to the data by train_dit; 8×8×4 (our digit latents) only to check the name.
+            let config = DiTConfig {
+                learn_sigma,
+                ..DiTConfig::named(n, 8, 4, 10)?
+            };
+            train_dit(&config, opts)
         }
     }
 }

@@ -284,3 +284,66 @@ fn sample_rejects_bad_input_with_the_fix() {
         &["no VAE checkpoint at none.safetensors", "--pixels"],
     );
 }
+
+#[test]
+fn a_dit_trains_and_samples_through_the_cli() {
+    let tmp = TempDir::new("cli-dit");
+    let dir = &tmp.0;
+    fails(
+        dir,
+        &["train", "--model", "dit-huge/2"],
+        &["unknown DiT config", "DiT-S/2"],
+    );
+    let (ok, out, err) = run(
+        dir,
+        &[
+            "train",
+            "--model",
+            "DiT-mini/4",
+            "--pixels",
+            "--data",
+            "digits",
+            "--pixel-size",
+            "8",
+            "--n",
+            "40",
+            "--steps",
+            "3",
+            "--batch",
+            "8",
+            "--sample-steps",
+            "2",
+            "--out",
+            "dit",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("{\"model\":\"dit\""),
+        "{out}"
+    );
+    let (ok, out, err) = run(
+        dir,
+        &[
+            "sample",
+            "--ckpt",
+            "dit/dit.safetensors",
+            "--class",
+            "7",
+            "--steps",
+            "3",
+            "--n",
+            "2",
+            "--out",
+            "g.png",
+            "--trajectory",
+            "g.gif",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("\"images\":2"), "{out}");
+    assert!(dir.join("g.png").is_file() && dir.join("g.gif").is_file());
+}

@@ -373,7 +373,10 @@ fn the_cli_rejects_bad_arguments_with_the_fix() {
         "{err}"
     );
     let (ok, err) = cli(&["--model", "dit-s-2"]);
-    assert!(!ok && err.contains("DiT is not built yet"), "{err}");
+    assert!(
+        !ok && err.contains("unknown DiT config") && err.contains("DiT-S/2"),
+        "{err}"
+    );
     let (ok, err) = cli(&["--model", "resnet"]);
     assert!(!ok && err.contains("unknown model"), "{err}");
     let (ok, err) = cli(&["--data", "digits"]);

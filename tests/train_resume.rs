@@ -182,3 +182,64 @@ fn step_seeds_are_distinct() {
         }
     }
 }
+
+#[test]
+fn a_tiny_dit_resumes_bit_identically_and_its_checkpoints_hold_pos_embed() {
+    use minisora::dit::{load_dit, DiTConfig};
+    use minisora::models::train_dit;
+    let tmp = TempDir::new("resume-dit");
+    let dir = tmp.0.clone();
+    // 2 blocks of width 32 over 2×2 patches of 8×8 digits (16 tokens), learned variance.
+    let config = DiTConfig {
+        input_size: 8,
+        patch_size: 2,
+        in_channels: 1,
+        hidden_size: 32,
+        depth: 2,
+        num_heads: 2,
+        mlp_ratio: 4.0,
+        class_dropout_prob: 0.1,
+        num_classes: 10,
+        learn_sigma: true,
+    };
+    let r1 = train_dit(&config, &opts(dir.join("one"), 3)).unwrap();
+    let half = dir.join(format!("one/train_{}.safetensors", STEPS / 2));
+    let two = TrainImagesOptions {
+        resume: Some(half.clone()),
+        ..opts(dir.join("two"), 3)
+    };
+    let r2 = train_dit(&config, &two).unwrap();
+    let end = format!("train_{STEPS}.safetensors");
+    let (a, b) = (
+        tensors(&dir.join("one").join(&end)),
+        tensors(&dir.join("two").join(&end)),
+    );
+    for name in [
+        "pos_embed",
+        "blocks.1.adaLN_modulation.1.weight",
+        "ema.blocks.1.adaLN_modulation.1.weight",
+        "adamw.final_layer.linear.weight.exp_avg_sq",
+    ] {
+        assert!(
+            a.contains_key(name),
+            "no `{name}` in the training checkpoint"
+        );
+    }
+    let diff = differing(&a, &b);
+    assert!(
+        diff.is_empty(),
+        "{} tensors differ: {:?}",
+        diff.len(),
+        &diff[..diff.len().min(5)]
+    );
+    let moved = differing(&tensors(&half), &a);
+    assert!(
+        moved.iter().any(|n| n.starts_with("ema.blocks")),
+        "{moved:?}"
+    );
+    assert!(differing(&tensors(&r1.checkpoint), &tensors(&r2.checkpoint)).is_empty());
+    // The final checkpoint is a DiT checkpoint (with pos_embed) that load_dit rebuilds.
+    let dit = load_dit(&r1.checkpoint).unwrap();
+    assert_eq!(dit.config, config);
+    assert!(tensors(&r1.checkpoint).contains_key("pos_embed"));
+}

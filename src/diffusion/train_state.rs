@@ -20,7 +20,7 @@ use super::schedule::betas;
 use super::train_images::{ModelInfo, TrainImagesOptions};
 use super::{BetaSchedule, Denoiser, Diffusion, Schedule, TrainData};
 use crate::error::{Error, Result};
-use crate::io::checkpoint::{load_tensors, save_checkpoint, save_tensors, Tensors};
+use crate::io::checkpoint::{load_tensors, save_checkpoint_with, save_tensors, Tensors};
 use crate::io::image::{save_grid, GridLayout};
 use crate::optim::{AdamW, Ema};
 use crate::param::Parameters;
@@ -334,8 +334,11 @@ pub fn save_model(
     buffers: &[(String, ArrayD<f32>)],
     meta: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let _ = buffers; // TODO(ditmodel): save_checkpoint_with
-    save_checkpoint(path, model, meta)
+    let views: Vec<(&str, ArrayViewD<f32>)> = buffers
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.view()))
+        .collect();
+    save_checkpoint_with(path, model, &views, meta)
 }
 
 /// A small grid of the EMA model's samples at `path` (2 per class, at most 20 DDIM steps);
