@@ -284,21 +284,11 @@ impl TrainArgs {
                 "name a dataset with --data (e.g. --data digits), or drop --pixels",
             )),
             (ImageSource::Pixels(d), false) => {
-                let file = out.join("latents.safetensors");
-                println!(
-                    "encoding {} images of {} with the VAE {} into {}",
-                    self.n,
-                    d.name(),
-                    self.vae.display(),
-                    file.display()
-                );
+                let (file, vae) = (out.join("latents.safetensors"), self.vae.display());
+                println!("encoding {} images of {} with {vae}", self.n, d.name());
                 if !self.vae.is_file() {
                     return Err(Error::new(
-                        format!(
-                            "no VAE checkpoint at {} to encode {}",
-                            self.vae.display(),
-                            d.name()
-                        ),
+                        format!("no VAE checkpoint at {vae} to encode {}", d.name()),
                         "train one with `minisora train-vae` (out/vae/vae.safetensors) and pass \
                          it with --vae, or train in pixel space with --pixels",
                     ));
