@@ -4,11 +4,14 @@ use clap::{Args, Parser, Subcommand};
 use minisora::data::DataSource;
 use minisora::diffusion::{ImageSource, TrainImagesOptions};
 use minisora::error::{Error, Result};
-use minisora::unet::train::{default_config, default_options, train_unet};
+use minisora::models::{dit_options, train_model, ModelName};
+use minisora::sample::{sample, SampleRequest, SAMPLE_HELP};
+use minisora::unet::train::{default_config, default_options};
 use minisora::unet::UNetConfig;
+use minisora::vae::encode::encode_dataset;
 use minisora::vae::train::{train_vae, TrainVaeOptions};
 use minisora::vae::{Recon, VaeConfig, VaeLoss};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "minisora", version, about = "Sora-style diffusion from scratch on the CPU", long_about = None)]
@@ -39,10 +42,14 @@ enum Command {
     /// samples, the loss curves and a checkpoint (with the latent scale factor) to --out.
     #[command(name = "train-vae")]
     TrainVae(TrainVaeArgs),
-    /// Train a class-conditional diffusion model (the U-Net; DiT later) on VAE latents or
+    /// Train a class-conditional diffusion model (the U-Net or a DiT) on VAE latents or
     /// pixels, then sample every class with DDIM + classifier-free guidance.
     #[command(long_about = TRAIN_HELP)]
     Train(Box<TrainArgs>),
+    /// Sample a trained model: one row per class, DDIM or DDPM with classifier-free
+    /// guidance, decoded by the VAE; a PNG grid and optionally a GIF of the denoising.
+    #[command(long_about = SAMPLE_HELP)]
+    Sample(Box<SampleRequest>),
     /// Encode a dataset with a trained VAE into a latent file that latent diffusion trains on.
     Encode {
         /// A checkpoint written by train-vae.
@@ -136,29 +143,43 @@ impl TrainVaeArgs {
     }
 }
 
-const TRAIN_HELP: &str = "Train a class-conditional diffusion model, then sample it.
+const TRAIN_HELP: &str =
+    "Train a class-conditional diffusion model (the U-Net or a DiT), then sample it.
 
-In latent space (the default) it trains on a latent file written by `minisora encode` and
-decodes its samples with the VAE that wrote it; make both first:
-    minisora train-vae     # out/vae/vae.safetensors   (~2.5 min on 2 cores)
+--model: `unet` (ADM's U-Net) or a DiT config `DiT-<size>/<patch>` (case-insensitive): sizes
+S, B, L, XL of the paper and the CPU sizes tiny, mini, small; patch 2, 4 or 8 — e.g. DiT-S/2,
+dit-tiny/2. The model is sized to the data (channels, side, classes).
+
+--data: in latent space (the default) either `latents:FILE` (a file from `minisora encode`;
+the default is out/latents/digits.safetensors) or a dataset (digits, shapes, mnist:DIR or an
+image folder), which is first encoded with the VAE given by --vae. With --pixels, a dataset
+in pixel space. Make the VAE and the latents first:
+    minisora train-vae     # out/vae/vae.safetensors
     minisora encode        # out/latents/digits.safetensors
-    minisora train --model unet
+    minisora train --model dit-tiny/2
 In pixel space: minisora train --model unet --pixels --data digits --pixel-size 16
 
-Each step draws a batch (latents afresh from their stored posteriors), a uniform timestep and
-noise, replaces 10 % of the labels by the null label (for classifier-free guidance), and takes
-an AdamW step on the ε-MSE loss; an EMA of the weights is sampled and saved. Writes to --out:
-samples.png (one row per class), denoise.png (one sample's x_t and predicted x0 along the DDIM
-trajectory), loss.png and <model>.safetensors (EMA weights, config in the metadata). The last
-stdout line is JSON: params, gflops (per forward of one sample), final_loss, seconds_per_step.";
+Each step draws a batch (latents afresh from their posteriors), a uniform timestep and noise,
+replaces 10 % of the labels by the null label (for classifier-free guidance), and takes an
+AdamW step; an EMA of the weights (with a warm-up) is sampled and saved. Defaults per model:
+  unet: lr 1e-3, 100 warm-up steps, cosine decay to lr/10, clip 1, ε-MSE, fixed variance.
+  dit:  DiT's recipe — lr 1e-4 constant, no warm-up, no clipping, no weight decay, learned
+        variance (2C outputs) with the hybrid loss (MSE + variational bound).
+Every flag below overrides them.
+
+Writes to --out (out/unet or out/dit): samples.png (one row per class), denoise.png, loss.png,
+<model>.safetensors (EMA weights, config in the metadata; `minisora sample --ckpt` reads it),
+samples_<step>.png every --sample-every steps and train_<step>.safetensors (weights, EMA,
+AdamW state, step) every --save-every steps; --resume FILE continues such a run bit-identically.
+The last stdout line is JSON: params, gflops (per forward of one sample), final_loss, img/s.";
 
 #[derive(Args)]
 struct TrainArgs {
-    /// The model: `unet` (the ADM U-Net). DiT configs (`dit-…`) come with the DiT chapter.
+    /// `unet`, or a DiT config such as DiT-S/2 or dit-tiny/2 (see the long help).
     #[arg(long, default_value = "unet")]
     model: String,
-    /// `latents:PATH` (a file from `minisora encode`), or with --pixels a dataset: digits,
-    /// shapes, mnist:DIR or an image folder.
+    /// `latents:FILE` (from `minisora encode`), or a dataset (digits, shapes, mnist:DIR or an
+    /// image folder): encoded with --vae first, or used as pixels with --pixels.
     #[arg(long, default_value = "latents:out/latents/digits.safetensors")]
     data: String,
     /// Train in pixel space on the dataset named by --data.
@@ -167,10 +188,10 @@ struct TrainArgs {
     /// Image side in pixel space.
     #[arg(long, default_value_t = 32)]
     pixel_size: usize,
-    /// Images to load in pixel space.
+    /// Images to load (pixel space) or encode (a dataset in latent space).
     #[arg(long, default_value_t = 10_000)]
     n: usize,
-    /// The VAE checkpoint that decodes the latents (the one that encoded them).
+    /// The VAE checkpoint that encodes a dataset and decodes the samples.
     #[arg(long, default_value = "out/vae/vae.safetensors")]
     vae: PathBuf,
     /// Training steps.
@@ -179,30 +200,45 @@ struct TrainArgs {
     /// Samples per step.
     #[arg(long, default_value_t = default_options().batch)]
     batch: usize,
-    /// Peak learning rate of AdamW (DiT uses 1e-4 for far longer runs).
-    #[arg(long, default_value_t = default_options().lr)]
-    lr: f32,
-    /// Linear warm-up steps of the learning rate.
-    #[arg(long, default_value_t = default_options().warmup_steps)]
-    warmup: u64,
-    /// Keep the learning rate constant (default: cosine decay to lr/10).
+    /// Peak learning rate of AdamW [unet: 1e-3, dit: 1e-4].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// AdamW weight decay [0].
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Linear warm-up steps of the learning rate [unet: 100, dit: 0].
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Keep the learning rate constant [unet: cosine decay to lr/10, dit: constant].
     #[arg(long)]
     constant_lr: bool,
-    /// Clip the gradient norm to this; 0 turns clipping off.
-    #[arg(long, default_value_t = default_options().grad_clip.unwrap_or(0.0))]
-    clip: f32,
-    /// Target decay of the EMA weights (with a warm-up, so short runs are usable).
-    #[arg(long, default_value_t = default_options().ema_decay)]
-    ema_decay: f32,
+    /// Clip the gradient norm to this; 0 turns clipping off [unet: 1, dit: off].
+    #[arg(long, visible_alias = "clip")]
+    grad_clip: Option<f32>,
+    /// Target decay of the EMA weights, with a warm-up so short runs are usable [0.9999].
+    #[arg(long, visible_alias = "ema-decay", default_value_t = 0.9999)]
+    ema: f32,
     /// Probability of training a sample with the null label.
     #[arg(long, default_value_t = default_options().label_dropout)]
     label_dropout: f32,
+    /// DiT: predict ε only (C outputs, fixed variance) instead of ε and the variance.
+    #[arg(long)]
+    no_learn_sigma: bool,
     /// Classifier-free guidance scale of the samples (1 = none).
     #[arg(long, default_value_t = default_options().guidance)]
     guidance: f32,
     /// DDIM steps of the samples.
     #[arg(long, default_value_t = default_options().sample_steps)]
     sample_steps: usize,
+    /// Write a small grid of EMA samples every this many steps (0: never).
+    #[arg(long, default_value_t = 0)]
+    sample_every: u64,
+    /// Write a training checkpoint every this many steps and at the end (0: never).
+    #[arg(long, default_value_t = 0)]
+    save_every: u64,
+    /// Continue from a training checkpoint (train_<step>.safetensors) with the same options.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// U-Net: width of the first level (ADM model_channels).
     #[arg(long, default_value_t = default_config().model_channels)]
     model_channels: usize,
@@ -218,9 +254,9 @@ struct TrainArgs {
     /// Seed of the initialisation, the batches and the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Folder for the figures and the checkpoint.
-    #[arg(long, default_value = "out/unet")]
-    out: PathBuf,
+    /// Folder for the figures and the checkpoints [out/unet or out/dit].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// `"1,2"` → `[1, 2]`; `""` → `[]`.
@@ -240,62 +276,74 @@ fn usize_list(flag: &str, s: &str) -> Result<Vec<usize>> {
 }
 
 impl TrainArgs {
-    fn run(self) -> Result<()> {
-        let data = match (ImageSource::parse(&self.data)?, self.pixels) {
-            (ImageSource::Latents(p), true) => {
-                return Err(Error::new(
-                    format!("--pixels with the latent file {}", p.display()),
-                    "name a dataset with --data (e.g. --data digits), or drop --pixels",
-                ))
-            }
+    /// Where the samples come from: a latent file, a dataset to encode first, or pixels.
+    fn source(&self, out: &Path) -> Result<ImageSource> {
+        match (ImageSource::parse(&self.data)?, self.pixels) {
+            (ImageSource::Latents(p), true) => Err(Error::new(
+                format!("--pixels with the latent file {}", p.display()),
+                "name a dataset with --data (e.g. --data digits), or drop --pixels",
+            )),
             (ImageSource::Pixels(d), false) => {
-                return Err(Error::new(
-                    format!("--data {} names a dataset, but no --pixels", d.name()),
-                    "add --pixels to train in pixel space, or encode it (minisora encode \
-                     --data NAME --out FILE) and pass --data latents:FILE",
-                ))
+                let (file, vae) = (out.join("latents.safetensors"), self.vae.display());
+                println!("encoding {} images of {} with {vae}", self.n, d.name());
+                if !self.vae.is_file() {
+                    return Err(Error::new(
+                        format!("no VAE checkpoint at {vae} to encode {}", d.name()),
+                        "train one with `minisora train-vae` (out/vae/vae.safetensors) and pass \
+                         it with --vae, or train in pixel space with --pixels",
+                    ));
+                }
+                encode_dataset(&self.vae, &d, self.n, self.seed, &file)?;
+                Ok(ImageSource::Latents(file))
             }
-            (source, _) => source,
+            (source, _) => Ok(source),
+        }
+    }
+
+    fn run(self) -> Result<()> {
+        let name = ModelName::parse(&self.model)?;
+        let dit = matches!(name, ModelName::DiT(_));
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(if dit { "out/dit" } else { "out/unet" }));
+        let base = if dit {
+            dit_options()
+        } else {
+            default_options()
         };
+        let clip = self.grad_clip.or(base.grad_clip).filter(|&c| c > 0.0);
         let opts = TrainImagesOptions {
-            data,
-            vae: self.vae,
+            data: self.source(&out)?,
+            vae: self.vae.clone(),
             n_images: self.n,
             pixel_size: self.pixel_size,
             steps: self.steps,
             batch: self.batch,
-            lr: self.lr,
-            warmup_steps: self.warmup,
-            lr_decay: !self.constant_lr,
-            grad_clip: (self.clip > 0.0).then_some(self.clip),
-            ema_decay: self.ema_decay,
+            lr: self.lr.unwrap_or(base.lr),
+            weight_decay: self.weight_decay,
+            warmup_steps: self.warmup.unwrap_or(base.warmup_steps),
+            lr_decay: base.lr_decay && !self.constant_lr,
+            grad_clip: clip,
+            ema_decay: self.ema,
             label_dropout: self.label_dropout,
             guidance: self.guidance,
             sample_steps: self.sample_steps,
+            sample_every: self.sample_every,
+            save_every: self.save_every,
+            resume: self.resume.clone(),
             seed: self.seed,
-            out: self.out,
-            ..default_options()
+            out,
+            ..base
         };
-        match self.model.as_str() {
-            "unet" => {
-                let config = UNetConfig {
-                    model_channels: self.model_channels,
-                    channel_mult: usize_list("channel-mult", &self.channel_mult)?,
-                    num_res_blocks: self.num_res_blocks,
-                    attention_ds: usize_list("attention-ds", &self.attention_ds)?,
-                    ..default_config()
-                };
-                train_unet(&config, &opts).map(|_| ())
-            }
-            m if m.starts_with("dit") => Err(Error::new(
-                format!("--model {m}: DiT is not built yet (issue 6)"),
-                "use --model unet",
-            )),
-            m => Err(Error::new(
-                format!("unknown model {m:?}"),
-                "use --model unet",
-            )),
-        }
+        let unet = UNetConfig {
+            model_channels: self.model_channels,
+            channel_mult: usize_list("channel-mult", &self.channel_mult)?,
+            num_res_blocks: self.num_res_blocks,
+            attention_ds: usize_list("attention-ds", &self.attention_ds)?,
+            ..default_config()
+        };
+        train_model(&name, &unet, !self.no_learn_sigma, &opts).map(|_| ())
     }
 }
 
@@ -318,6 +366,7 @@ fn main() {
         } => minisora::data::toy2d::Toy2d::parse(&dataset)
             .and_then(|d| minisora::diffusion::train2d::train_2d(d, steps, &out)),
         Command::Train(args) => args.run(),
+        Command::Sample(req) => sample(&req).map(|_| ()),
         Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),
         Command::Encode {
             checkpoint,

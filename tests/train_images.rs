@@ -78,6 +78,7 @@ impl Tiny {
             null_label: Some(self.classes),
             flops_per_sample: 1234,
             metadata: BTreeMap::from([("tiny.classes".to_string(), self.classes.to_string())]),
+            buffers: Vec::new(),
         }
     }
 }
@@ -372,7 +373,10 @@ fn the_cli_rejects_bad_arguments_with_the_fix() {
         "{err}"
     );
     let (ok, err) = cli(&["--model", "dit-s-2"]);
-    assert!(!ok && err.contains("DiT is not built yet"), "{err}");
+    assert!(
+        !ok && err.contains("unknown DiT config") && err.contains("DiT-S/2"),
+        "{err}"
+    );
     let (ok, err) = cli(&["--model", "resnet"]);
     assert!(!ok && err.contains("unknown model"), "{err}");
     let (ok, err) = cli(&["--data", "digits"]);

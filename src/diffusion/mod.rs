@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod timestep;
 pub mod train2d;
 pub mod train_images;
+pub mod train_state;
 pub mod trainable;
 
 pub use guidance::Guided;

@@ -12,13 +12,16 @@
 
 use super::image_data::{check_output, load_decoder, validate, ImageSource, TrainData};
 use super::sample_images::{write_figures, FigureOptions};
+use super::train_state::{
+    load_train_state, run_metadata, sample_with_ema, save_model, save_train_state, seed_for,
+};
 use super::{sample_uniform, training_losses, Diffusion, TrainableDenoiser};
 use crate::data::Batcher;
 use crate::error::{Error, Result};
-use crate::io::checkpoint::save_checkpoint;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, CosineSchedule, Ema};
 use crate::tensor::{init, rng, Rng};
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::ArrayD;
 use ndarray_rand::rand::Rng as _;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +61,13 @@ pub struct TrainImagesOptions {
     pub seed: u64,
     /// Figures and the checkpoint go here.
     pub out: PathBuf,
+    /// Every this many steps, a small grid of EMA samples (`samples_<step>.png`; 0: never).
+    pub sample_every: u64,
+    /// Every this many steps and at the end, a training checkpoint
+    /// (`train_<step>.safetensors`, see [`super::train_state`]; 0: never).
+    pub save_every: u64,
+    /// Continue from this training checkpoint (same model, data and options).
+    pub resume: Option<PathBuf>,
 }
 
 impl Default for TrainImagesOptions {
@@ -81,6 +91,9 @@ impl Default for TrainImagesOptions {
             samples_per_class: 8,
             seed: 0,
             out: PathBuf::from("out/model"),
+            sample_every: 0,
+            save_every: 0,
+            resume: None,
         }
     }
 }
@@ -98,6 +111,8 @@ pub struct ModelInfo {
     pub flops_per_sample: u64,
     /// The model's config, stored in the checkpoint.
     pub metadata: BTreeMap<String, String>,
+    /// Tensors the checkpoints hold beside the parameters (DiT's fixed `pos_embed`).
+    pub buffers: Vec<(String, ArrayD<f32>)>,
 }
 
 /// What a run measured.
@@ -143,7 +158,8 @@ fn progress_bar(steps: u64, name: &str) -> ProgressBar {
 
 /// Trains `model` on `data`, samples it, writes the figures and the checkpoint into
 /// `opts.out`, and prints the figures; the last stdout line is one JSON object. On return the
-/// model holds the EMA weights (those sampled and saved).
+/// model holds the EMA weights (those sampled and saved). With `opts.resume` it first restores
+/// the weights, the EMA, AdamW and the step from a training checkpoint and continues.
 pub fn train_images<M: TrainableDenoiser>(
     model: &mut M,
     info: &ModelInfo,
@@ -162,6 +178,32 @@ pub fn train_images<M: TrainableDenoiser>(
     let (c, h, w) = data.sample_shape();
     let params = model.num_params();
     let gflops = info.flops_per_sample as f64 / 1e9;
+    let mut opt = AdamW::new(AdamWConfig {
+        lr: opts.lr,
+        weight_decay: opts.weight_decay,
+        ..AdamWConfig::default()
+    });
+    let mut ema = Ema::new(model, opts.ema_decay).with_warmup();
+    let meta = run_metadata(info, diffusion, data, opts);
+    let (first, mut losses) = match &opts.resume {
+        Some(path) => {
+            let r = load_train_state(path, model, &mut opt, &mut ema, &meta)?;
+            if r.step >= opts.steps {
+                return Err(Error::new(
+                    format!(
+                        "{} is already at step {} of {}",
+                        path.display(),
+                        r.step,
+                        opts.steps
+                    ),
+                    "pass a larger --steps to train further (with a constant learning rate)",
+                ));
+            }
+            println!("resumed from {} at step {}", path.display(), r.step);
+            (r.step, r.losses)
+        }
+        None => (0, Vec::with_capacity(opts.steps as usize)),
+    };
     println!(
         "train {}: {} ({} samples of {c}×{h}×{w}, {} classes), {params} parameters, {gflops:.4} Gflops per forward, {} steps of batch {}",
         info.name,
@@ -171,13 +213,11 @@ pub fn train_images<M: TrainableDenoiser>(
         opts.steps,
         opts.batch
     );
+    // The batch order: one shuffling generator, replayed to the resumed step.
     let mut batcher = Batcher::new(data.len(), opts.batch, opts.seed ^ 0xba7c)?;
-    let mut r = rng(opts.seed ^ 0x7a1e);
-    let mut opt = AdamW::new(AdamWConfig {
-        lr: opts.lr,
-        weight_decay: opts.weight_decay,
-        ..AdamWConfig::default()
-    });
+    for _ in 0..first {
+        batcher.next_indices();
+    }
     let sched = CosineSchedule {
         base_lr: opts.lr,
         min_lr: if opts.lr_decay {
@@ -188,14 +228,25 @@ pub fn train_images<M: TrainableDenoiser>(
         warmup_steps: opts.warmup_steps,
         total_steps: opts.steps,
     };
-    let mut ema = Ema::new(model, opts.ema_decay).with_warmup();
     let t_max = diffusion.num_timesteps();
-    let mut losses = Vec::with_capacity(opts.steps as usize);
+    let fig = FigureOptions {
+        shape: (c, h, w),
+        classes: data.num_classes(),
+        null_label: info.null_label,
+        guidance: opts.guidance,
+        sample_steps: opts.sample_steps,
+        per_class: opts.samples_per_class,
+        scale: data.scale,
+        seed: opts.seed,
+        out: opts.out.clone(),
+    };
     let bar = progress_bar(opts.steps, &info.name);
+    bar.set_position(first);
     let report_every = opts.steps.div_ceil(10);
     let train_start = Instant::now();
-    for step in 0..opts.steps {
+    for step in first..opts.steps {
         // ANCHOR: train_step
+        let mut r = rng(seed_for(opts.seed, step)); // this step's randomness, from (seed, step)
         let idx = batcher.next_indices();
         let x0 = data.batch(&idx, &mut r); // (B, C, H, W)
         let t = sample_uniform(opts.batch, t_max, &mut r);
@@ -206,7 +257,7 @@ pub fn train_images<M: TrainableDenoiser>(
             drop_labels(&labels, null, opts.label_dropout, &mut r)
         });
         let (out, cache) = model.forward_train(&x_t, &t, y.as_deref());
-        if step == 0 {
+        if step == first {
             check_output(out.shape(), c, diffusion, &info.name)?;
         }
         let l = training_losses(diffusion, &x0, &x_t, &t, &noise, &out, None);
@@ -226,77 +277,63 @@ pub fn train_images<M: TrainableDenoiser>(
             ));
         }
         losses.push(l.loss);
+        let done = step + 1;
         let secs = train_start.elapsed().as_secs_f64();
-        let img_s = (step + 1) as f64 * opts.batch as f64 / secs.max(1e-9);
+        let img_s = (done - first) as f64 * opts.batch as f64 / secs.max(1e-9);
         bar.set_message(format!("loss {:.4} {img_s:.0} img/s", l.loss));
         bar.inc(1);
-        if (step + 1) % report_every == 0 || step + 1 == opts.steps {
-            let recent = &losses[losses.len().saturating_sub(report_every as usize)..];
-            let mean = recent.iter().sum::<f32>() / recent.len() as f32;
-            let eta = secs / (step + 1) as f64 * (opts.steps - step - 1) as f64;
-            let line = format!(
-                "  step {}/{}: loss {mean:.4} (mean of the last {}), {img_s:.0} img/s, ETA {eta:.0} s",
-                step + 1,
-                opts.steps,
-                recent.len()
-            );
+        let say = |line: String| {
             if bar.is_hidden() {
                 println!("{line}");
             } else {
                 bar.println(line);
             }
+        };
+        if done % report_every == 0 || done == opts.steps {
+            let recent = &losses[losses.len().saturating_sub(report_every as usize)..];
+            let mean = recent.iter().sum::<f32>() / recent.len() as f32;
+            let eta = secs / (done - first) as f64 * (opts.steps - done) as f64;
+            say(format!(
+                "  step {done}/{}: loss {mean:.4} (mean of the last {}), {img_s:.0} img/s, ETA {eta:.0} s",
+                opts.steps,
+                recent.len()
+            ));
+        }
+        if opts.save_every > 0 && (done % opts.save_every == 0 || done == opts.steps) {
+            let path = opts.out.join(format!("train_{done}.safetensors"));
+            save_train_state(&path, model, &info.buffers, &opt, &ema, &losses, &meta)?;
+            say(format!("  saved {}", path.display()));
+        }
+        if opts.sample_every > 0 && done % opts.sample_every == 0 && done < opts.steps {
+            let path = opts.out.join(format!("samples_{done}.png"));
+            sample_with_ema(model, &mut ema, diffusion, vae.as_ref(), &fig, &path)?;
+            say(format!("  wrote {}", path.display()));
         }
     }
     bar.finish_and_clear();
     let train_seconds = train_start.elapsed().as_secs_f64();
+    let trained = opts.steps - first;
 
     // Sample and save with the averaged weights.
     ema.copy_to(model);
     let sample_start = Instant::now();
-    let fig = FigureOptions {
-        shape: (c, h, w),
-        classes: data.num_classes(),
-        null_label: info.null_label,
-        guidance: opts.guidance,
-        sample_steps: opts.sample_steps,
-        per_class: opts.samples_per_class,
-        scale: data.scale,
-        seed: opts.seed,
-        out: opts.out.clone(),
-    };
     write_figures(&*model, diffusion, vae.as_ref(), &fig, &losses)?;
     let sample_seconds = sample_start.elapsed().as_secs_f64();
 
     let checkpoint = opts.out.join(format!("{}.safetensors", info.name));
     let final_loss = losses.iter().rev().take(100).sum::<f32>() / losses.len().min(100) as f32;
-    let mut meta = info.metadata.clone();
-    for (k, v) in [
-        ("model", info.name.clone()),
-        ("weights", "ema".to_string()),
-        ("train.data", opts.data.name()),
-        ("train.steps", opts.steps.to_string()),
-        ("train.batch", opts.batch.to_string()),
-        ("train.lr", opts.lr.to_string()),
-        ("train.scale_factor", data.scale.to_string()),
-        ("train.final_loss", format!("{final_loss:.5}")),
-        ("diffusion.timesteps", t_max.to_string()),
-        (
-            "diffusion.prediction",
-            format!("{:?}", diffusion.prediction),
-        ),
-        ("diffusion.variance", format!("{:?}", diffusion.variance)),
-    ] {
-        meta.insert(k.to_string(), v);
-    }
-    save_checkpoint(&checkpoint, model, &meta)?;
+    let mut meta = meta;
+    meta.insert("weights".into(), "ema".into());
+    meta.insert("train.final_loss".into(), format!("{final_loss:.5}"));
+    save_model(&checkpoint, model, &info.buffers, &meta)?;
     let wall_seconds = start.elapsed().as_secs_f64();
     let report = TrainImagesReport {
         params,
         gflops,
         final_loss,
         losses,
-        seconds_per_step: train_seconds / opts.steps as f64,
-        images_per_second: (opts.steps as f64 * opts.batch as f64) / train_seconds,
+        seconds_per_step: train_seconds / trained as f64,
+        images_per_second: (trained as f64 * opts.batch as f64) / train_seconds,
         train_seconds,
         sample_seconds,
         wall_seconds,

@@ -98,6 +98,7 @@ pub fn train_unet(config: &UNetConfig, opts: &TrainImagesOptions) -> Result<Trai
         null_label: model.null_label(),
         flops_per_sample: model.flops(h, w),
         metadata: model.config.to_metadata(),
+        buffers: Vec::new(),
     };
     train_images(&mut model, &info, &unet_diffusion(), &data, opts)
 }
