@@ -111,6 +111,7 @@ impl LabelEmbedder {
         self.embedding_table.num() - 1
     }
 
+    // ANCHOR: label_embedder
     /// The ids to look up for a batch of `n`: `y`, or the null label for all when `None`.
     fn ids(&self, y: Option<&[usize]>, n: usize) -> Vec<usize> {
         match y {
@@ -126,6 +127,7 @@ impl LabelEmbedder {
     pub fn forward(&self, y: Option<&[usize]>, n: usize) -> (Array2<f32>, EmbeddingCache) {
         self.embedding_table.forward(&self.ids(y, n))
     }
+    // ANCHOR_END: label_embedder
 
     /// The lookup without keeping anything.
     pub fn forward_infer(&self, y: Option<&[usize]>, n: usize) -> Array2<f32> {

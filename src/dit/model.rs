@@ -50,6 +50,7 @@ pub struct DiTCache {
 }
 
 impl DiT {
+    // ANCHOR: dit_new
     /// A DiT for `config` (validated first) with the reference's initialisation: Xavier
     /// Linears and patch embedding with zero biases, $\mathcal N(0, 0.02^2)$ label table and
     /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear.
@@ -74,6 +75,7 @@ impl DiT {
             config,
         })
     }
+    // ANCHOR_END: dit_new
 
     /// The label that means "no class" (classifier-free guidance): `num_classes`.
     pub fn null_label(&self) -> usize {
