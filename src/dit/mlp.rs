@@ -11,6 +11,7 @@
 //!
 //! which is PyTorch's `GELU(approximate="tanh")` up to float rounding.
 
+use super::simd::simd;
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};
@@ -150,25 +151,6 @@ fn gelu_backward_slice(h: &[f32], d: &mut [f32]) {
     for (d, &x) in d.iter_mut().zip(h) {
         *d *= gelu_and_slope(x).1;
     }
-}
-
-/// Runs `f` (an `#[inline(always)]` elementwise loop) compiled for AVX2 when the CPU has it:
-/// 8 lanes instead of SSE2's 4. Each lane does the same IEEE operations in the same order
-/// (Rust never fuses a multiply and an add on its own), so the bits are the same either way.
-#[inline(always)]
-fn simd(f: impl FnOnce()) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(f: impl FnOnce()) {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
 }
 
 /// A Linear with Xavier-uniform weight and zero bias (DiT's `_basic_init`).

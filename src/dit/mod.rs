@@ -23,6 +23,7 @@ pub mod model;
 pub mod modulate;
 pub mod patch;
 pub mod pos_embed;
+pub mod simd;
 
 pub use block::{DiTBlock, DiTBlockCache};
 pub use checkpoint::{load_dit, save_dit};
