@@ -11,7 +11,7 @@
 //!
 //! which is PyTorch's `GELU(approximate="tanh")` up to float rounding.
 
-use super::simd::simd;
+use super::simd::avx2_twin;
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};
@@ -116,7 +116,7 @@ impl Mlp {
             .expect("fresh gradient is row-major")
             .par_chunks_mut(CHUNK)
             .zip(cache.h.as_slice().expect("cached").par_chunks(CHUNK))
-            .for_each(|(d, h)| simd(|| gelu_backward_slice(h, d)));
+            .for_each(|(d, h)| gelu_backward_slice(h, d));
         self.fc1.backward(&cache.fc1, &dh)
     }
     // ANCHOR_END: mlp
@@ -133,23 +133,25 @@ fn gelu(h: &Array2<f32>) -> Array2<f32> {
                 .expect("Linear output is row-major")
                 .par_chunks(CHUNK),
         )
-        .for_each(|(g, h)| simd(|| gelu_slice(h, g)));
+        .for_each(|(g, h)| gelu_slice(h, g));
     g
 }
 
-/// `g = gelu(h)` over a slice.
-#[inline(always)]
-fn gelu_slice(h: &[f32], g: &mut [f32]) {
-    for (g, &x) in g.iter_mut().zip(h) {
-        *g = gelu_and_slope(x).0;
+avx2_twin! {
+    /// `g = gelu(h)` over a slice.
+    fn gelu_slice(h: &[f32], g: &mut [f32]) {
+        for (g, &x) in g.iter_mut().zip(h) {
+            *g = gelu_and_slope(x).0;
+        }
     }
 }
 
-/// `d *= gelu'(h)` over a slice.
-#[inline(always)]
-fn gelu_backward_slice(h: &[f32], d: &mut [f32]) {
-    for (d, &x) in d.iter_mut().zip(h) {
-        *d *= gelu_and_slope(x).1;
+avx2_twin! {
+    /// `d *= gelu'(h)` over a slice.
+    fn gelu_backward_slice(h: &[f32], d: &mut [f32]) {
+        for (d, &x) in d.iter_mut().zip(h) {
+            *d *= gelu_and_slope(x).1;
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! one task per sample: each writes its own rows and its own row of the `(B, D)` gradients,
 //! summing over its `T` tokens in order, so results do not depend on the thread count.
 
-use super::simd::simd;
+use super::simd::avx2_twin;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -47,21 +47,7 @@ pub fn norm_modulate(
         .zip(slice(x).par_chunks(t * d))
         .enumerate()
         .for_each(|(b, (((a, xhat), rstd), x))| {
-            let (beta, gamma) = (row(shift, b), row(scale, b));
-            simd(|| {
-                for (((a, h), r), x) in a
-                    .chunks_mut(d)
-                    .zip(xhat.chunks_mut(d))
-                    .zip(rstd.iter_mut())
-                    .zip(x.chunks(d))
-                {
-                    *r = normalise_row(x, h);
-                    // $a = \hat x (1 + \gamma) + \beta$
-                    for (((a, &h), &g), &s) in a.iter_mut().zip(&*h).zip(gamma).zip(beta) {
-                        *a = h * (1.0 + g) + s;
-                    }
-                }
-            })
+            modulate_sample(x, a, xhat, rstd, row(shift, b), row(scale, b))
         });
     (a, NormCache { xhat, rstd })
 }
@@ -90,34 +76,73 @@ pub fn norm_modulate_backward(
         .zip(cache.rstd.as_slice().expect("cached").par_chunks(t))
         .enumerate()
         .for_each(|(b, (((((dx, d_shift), d_scale), da), xhat), rstd))| {
-            let gamma = row(scale, b);
-            let mut g = vec![0.0f32; d];
-            simd(|| {
-                for (((dx, da), h), &r) in dx
-                    .chunks_mut(d)
-                    .zip(da.chunks(d))
-                    .zip(xhat.chunks(d))
-                    .zip(rstd)
-                {
-                    // $\partial L/\partial\beta \mathrel{+}= da$, $\partial L/\partial\gamma \mathrel{+}= da\,\hat x$,
-                    // $g = \partial L/\partial\hat x = da\,(1 + \gamma)$
-                    for ((((ds, dg), g), &a), (&h, &gm)) in d_shift
-                        .iter_mut()
-                        .zip(d_scale.iter_mut())
-                        .zip(g.iter_mut())
-                        .zip(da)
-                        .zip(h.iter().zip(gamma))
-                    {
-                        *ds += a;
-                        *dg += a * h;
-                        *g = a * (1.0 + gm);
-                    }
-                    // $dx \mathrel{+}= r\,(g - \bar g - \hat x\,\overline{g \hat x})$
-                    normalise_row_backward_add(&g, h, r, dx);
-                }
-            })
+            modulate_sample_backward(da, xhat, rstd, row(scale, b), dx, d_shift, d_scale)
         });
     (d_shift, d_scale)
+}
+
+avx2_twin! {
+    /// One sample's tokens (rows of `beta.len()`): $\hat x$, $r$ and $a = \hat x (1 + \gamma) + \beta$.
+    fn modulate_sample(
+        x: &[f32],
+        a: &mut [f32],
+        xhat: &mut [f32],
+        rstd: &mut [f32],
+        beta: &[f32],
+        gamma: &[f32],
+    ) {
+        let d = beta.len();
+        for (((a, h), r), x) in a
+            .chunks_mut(d)
+            .zip(xhat.chunks_mut(d))
+            .zip(rstd.iter_mut())
+            .zip(x.chunks(d))
+        {
+            *r = normalise_row(x, h);
+            // $a = \hat x (1 + \gamma) + \beta$
+            for (((a, &h), &g), &s) in a.iter_mut().zip(&*h).zip(gamma).zip(beta) {
+                *a = h * (1.0 + g) + s;
+            }
+        }
+    }
+}
+
+avx2_twin! {
+    /// One sample's backward: adds into `dx`, `d_shift` and `d_scale` (rows of `gamma.len()`).
+    fn modulate_sample_backward(
+        da: &[f32],
+        xhat: &[f32],
+        rstd: &[f32],
+        gamma: &[f32],
+        dx: &mut [f32],
+        d_shift: &mut [f32],
+        d_scale: &mut [f32],
+    ) {
+        let d = gamma.len();
+        let mut g = vec![0.0f32; d];
+        for (((dx, da), h), &r) in dx
+            .chunks_mut(d)
+            .zip(da.chunks(d))
+            .zip(xhat.chunks(d))
+            .zip(rstd)
+        {
+            // $\partial L/\partial\beta \mathrel{+}= da$, $\partial L/\partial\gamma \mathrel{+}= da\,\hat x$,
+            // $g = \partial L/\partial\hat x = da\,(1 + \gamma)$
+            for ((((ds, dg), g), &a), (&h, &gm)) in d_shift
+                .iter_mut()
+                .zip(d_scale.iter_mut())
+                .zip(g.iter_mut())
+                .zip(da)
+                .zip(h.iter().zip(gamma))
+            {
+                *ds += a;
+                *dg += a * h;
+                *g = a * (1.0 + gm);
+            }
+            // $dx \mathrel{+}= r\,(g - \bar g - \hat x\,\overline{g \hat x})$
+            normalise_row_backward_add(&g, h, r, dx);
+        }
+    }
 }
 // ANCHOR_END: modulate
 
