@@ -11,6 +11,7 @@
 //!
 //! which is PyTorch's `GELU(approximate="tanh")` up to float rounding.
 
+use super::simd::avx2_twin;
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};
@@ -29,13 +30,15 @@ const GELU_C: f32 = 0.044_715;
 /// a few units in the last place) and $2^k$ written straight into the exponent bits. `x` is
 /// clamped to $[-80, 80]$, where $e^x$ stays a normal float: callers only use it inside
 /// $\sigma$, where beyond that range it is 0 or 1 to f32 precision anyway.
-#[inline]
+#[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75; // ln 2 split in two, so k·LN2_HI is exact
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer
     let x = x.clamp(-80.0, 80.0);
-    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    // $x \log_2 e + 1.5 \cdot 2^{23}$ holds the integer $k$ in its low mantissa bits
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
     let r = (x - k * LN2_HI) - k * LN2_LO;
     // $e^r \approx \sum_{n \le 7} r^n / n!$, by Horner's rule
     let mut p = 1.0 / 5040.0;
@@ -50,14 +53,16 @@ fn exp_f32(x: f32) -> f32 {
     ] {
         p = p * r + c;
     }
-    // $2^k$: the biased exponent $k + 127$ in bits 23–30
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // $2^k$: the biased exponent $k + 127$ in bits 23–30, with $k$ read from the bits of
+    // `shifted` by integer arithmetic (no float-to-int conversion, so the loop vectorises)
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(k_bits.wrapping_add(127) << 23)
 }
 
 // ANCHOR: gelu_tanh
 /// $\mathrm{gelu}(x) = x\,\sigma(2u)$ and its slope
 /// $\sigma(2u) + 2x\,\sigma(2u)\,(1 - \sigma(2u))\,\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)$.
-#[inline]
+#[inline(always)]
 fn gelu_and_slope(x: f32) -> (f32, f32) {
     let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
     let s = 1.0 / (1.0 + exp_f32(-2.0 * u)); // $\sigma(2u)$
@@ -111,11 +116,7 @@ impl Mlp {
             .expect("fresh gradient is row-major")
             .par_chunks_mut(CHUNK)
             .zip(cache.h.as_slice().expect("cached").par_chunks(CHUNK))
-            .for_each(|(d, h)| {
-                for (d, &x) in d.iter_mut().zip(h) {
-                    *d *= gelu_and_slope(x).1;
-                }
-            });
+            .for_each(|(d, h)| gelu_backward_slice(h, d));
         self.fc1.backward(&cache.fc1, &dh)
     }
     // ANCHOR_END: mlp
@@ -132,12 +133,26 @@ fn gelu(h: &Array2<f32>) -> Array2<f32> {
                 .expect("Linear output is row-major")
                 .par_chunks(CHUNK),
         )
-        .for_each(|(g, h)| {
-            for (g, &x) in g.iter_mut().zip(h) {
-                *g = gelu_and_slope(x).0;
-            }
-        });
+        .for_each(|(g, h)| gelu_slice(h, g));
     g
+}
+
+avx2_twin! {
+    /// `g = gelu(h)` over a slice.
+    fn gelu_slice(h: &[f32], g: &mut [f32]) {
+        for (g, &x) in g.iter_mut().zip(h) {
+            *g = gelu_and_slope(x).0;
+        }
+    }
+}
+
+avx2_twin! {
+    /// `d *= gelu'(h)` over a slice.
+    fn gelu_backward_slice(h: &[f32], d: &mut [f32]) {
+        for (d, &x) in d.iter_mut().zip(h) {
+            *d *= gelu_and_slope(x).1;
+        }
+    }
 }
 
 /// A Linear with Xavier-uniform weight and zero bias (DiT's `_basic_init`).

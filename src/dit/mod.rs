@@ -17,11 +17,13 @@ pub mod config;
 pub mod embed;
 pub mod final_layer;
 pub mod flops;
+pub mod heap;
 pub mod mlp;
 pub mod model;
 pub mod modulate;
 pub mod patch;
 pub mod pos_embed;
+pub mod simd;
 
 pub use block::{DiTBlock, DiTBlockCache};
 pub use checkpoint::{load_dit, save_dit};

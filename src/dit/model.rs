@@ -56,6 +56,7 @@ impl DiT {
     /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear.
     pub fn new(config: DiTConfig, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
+        super::heap::retain_freed_memory();
         let c = &config;
         let d = c.hidden_size;
         let x_embedder = PatchEmbed::new(c.in_channels, d, c.patch_size, rng);

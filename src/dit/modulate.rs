@@ -14,7 +14,7 @@
 //! one task per sample: each writes its own rows and its own row of the `(B, D)` gradients,
 //! summing over its `T` tokens in order, so results do not depend on the thread count.
 
-use crate::nn::layernorm::{normalise_row, normalise_row_backward};
+use super::simd::avx2_twin;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -47,19 +47,7 @@ pub fn norm_modulate(
         .zip(slice(x).par_chunks(t * d))
         .enumerate()
         .for_each(|(b, (((a, xhat), rstd), x))| {
-            let (beta, gamma) = (row(shift, b), row(scale, b));
-            for (((a, h), r), x) in a
-                .chunks_mut(d)
-                .zip(xhat.chunks_mut(d))
-                .zip(rstd.iter_mut())
-                .zip(x.chunks(d))
-            {
-                *r = normalise_row(x, EPS, h);
-                // $a = \hat x (1 + \gamma) + \beta$
-                for (((a, &h), &g), &s) in a.iter_mut().zip(&*h).zip(gamma).zip(beta) {
-                    *a = h * (1.0 + g) + s;
-                }
-            }
+            modulate_sample(x, a, xhat, rstd, row(shift, b), row(scale, b))
         });
     (a, NormCache { xhat, rstd })
 }
@@ -88,29 +76,73 @@ pub fn norm_modulate_backward(
         .zip(cache.rstd.as_slice().expect("cached").par_chunks(t))
         .enumerate()
         .for_each(|(b, (((((dx, d_shift), d_scale), da), xhat), rstd))| {
-            let gamma = row(scale, b);
-            let (mut g, mut dn) = (vec![0.0f32; d], vec![0.0f32; d]);
-            for (((dx, da), h), &r) in dx
-                .chunks_mut(d)
-                .zip(da.chunks(d))
-                .zip(xhat.chunks(d))
-                .zip(rstd)
-            {
-                // $\partial L/\partial\beta \mathrel{+}= da$, $\partial L/\partial\gamma \mathrel{+}= da\,\hat x$,
-                // $g = \partial L/\partial\hat x = da\,(1 + \gamma)$
-                for i in 0..d {
-                    d_shift[i] += da[i];
-                    d_scale[i] += da[i] * h[i];
-                    g[i] = da[i] * (1.0 + gamma[i]);
-                }
-                // $dx \mathrel{+}= r\,(g - \bar g - \hat x\,\overline{g \hat x})$
-                normalise_row_backward(&g, h, r, &mut dn);
-                for (dx, &v) in dx.iter_mut().zip(&dn) {
-                    *dx += v;
-                }
-            }
+            modulate_sample_backward(da, xhat, rstd, row(scale, b), dx, d_shift, d_scale)
         });
     (d_shift, d_scale)
+}
+
+avx2_twin! {
+    /// One sample's tokens (rows of `beta.len()`): $\hat x$, $r$ and $a = \hat x (1 + \gamma) + \beta$.
+    fn modulate_sample(
+        x: &[f32],
+        a: &mut [f32],
+        xhat: &mut [f32],
+        rstd: &mut [f32],
+        beta: &[f32],
+        gamma: &[f32],
+    ) {
+        let d = beta.len();
+        for (((a, h), r), x) in a
+            .chunks_mut(d)
+            .zip(xhat.chunks_mut(d))
+            .zip(rstd.iter_mut())
+            .zip(x.chunks(d))
+        {
+            *r = normalise_row(x, h);
+            // $a = \hat x (1 + \gamma) + \beta$
+            for (((a, &h), &g), &s) in a.iter_mut().zip(&*h).zip(gamma).zip(beta) {
+                *a = h * (1.0 + g) + s;
+            }
+        }
+    }
+}
+
+avx2_twin! {
+    /// One sample's backward: adds into `dx`, `d_shift` and `d_scale` (rows of `gamma.len()`).
+    fn modulate_sample_backward(
+        da: &[f32],
+        xhat: &[f32],
+        rstd: &[f32],
+        gamma: &[f32],
+        dx: &mut [f32],
+        d_shift: &mut [f32],
+        d_scale: &mut [f32],
+    ) {
+        let d = gamma.len();
+        let mut g = vec![0.0f32; d];
+        for (((dx, da), h), &r) in dx
+            .chunks_mut(d)
+            .zip(da.chunks(d))
+            .zip(xhat.chunks(d))
+            .zip(rstd)
+        {
+            // $\partial L/\partial\beta \mathrel{+}= da$, $\partial L/\partial\gamma \mathrel{+}= da\,\hat x$,
+            // $g = \partial L/\partial\hat x = da\,(1 + \gamma)$
+            for ((((ds, dg), g), &a), (&h, &gm)) in d_shift
+                .iter_mut()
+                .zip(d_scale.iter_mut())
+                .zip(g.iter_mut())
+                .zip(da)
+                .zip(h.iter().zip(gamma))
+            {
+                *ds += a;
+                *dg += a * h;
+                *g = a * (1.0 + gm);
+            }
+            // $dx \mathrel{+}= r\,(g - \bar g - \hat x\,\overline{g \hat x})$
+            normalise_row_backward_add(&g, h, r, dx);
+        }
+    }
 }
 // ANCHOR_END: modulate
 
@@ -163,6 +195,56 @@ pub fn gated_add_backward(
     (dy, d_gate)
 }
 // ANCHOR_END: gated_add
+
+/// Lanes of the f64 partial sums: enough independent additions for the loops to vectorise.
+const LANES: usize = 8;
+
+/// $\sum_i f(a_i, b_i)$ in f64, as [`LANES`] interleaved partial sums added at the end (the
+/// same terms as a left-to-right sum, in a fixed order that does not depend on threads).
+#[inline(always)]
+fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (ca, cb) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += f(ca[l], cb[l]);
+        }
+    }
+    let mut s = acc.iter().sum::<f64>();
+    for (&a, &b) in ra.iter().zip(rb) {
+        s += f(a, b);
+    }
+    s
+}
+
+/// LayerNorm of one token: writes $\hat x = (x - \mu)\,r$ and returns
+/// $r = 1/\sqrt{\sigma^2 + \epsilon}$ (biased variance, as PyTorch; sums in f64).
+#[inline(always)]
+fn normalise_row(x: &[f32], xhat: &mut [f32]) -> f32 {
+    let n = x.len();
+    // $\mu = \frac1n \sum_i x_i$
+    let mu = sum_f64(x, x, |v, _| v as f64) / n as f64;
+    // $\sigma^2 = \frac1n \sum_i (x_i - \mu)^2$
+    let var = sum_f64(x, x, |v, _| (v as f64 - mu) * (v as f64 - mu)) / n as f64;
+    let r = 1.0 / (var + EPS as f64).sqrt();
+    for (h, &v) in xhat.iter_mut().zip(x) {
+        *h = ((v as f64 - mu) * r) as f32;
+    }
+    r as f32
+}
+
+/// Backward through one token's normalisation: given $g = \partial L/\partial \hat x$, adds
+/// $r\,\big(g - \overline{g} - \hat x\,\overline{g \hat x}\big)$ into `dx` (bars: means over the token).
+#[inline(always)]
+fn normalise_row_backward_add(g: &[f32], xhat: &[f32], r: f32, dx: &mut [f32]) {
+    let n = g.len();
+    let mean_g = (sum_f64(g, g, |v, _| v as f64) / n as f64) as f32;
+    let mean_gx = (sum_f64(g, xhat, |v, h| v as f64 * h as f64) / n as f64) as f32;
+    for ((d, &gi), &hi) in dx.iter_mut().zip(g).zip(xhat) {
+        *d += r * (gi - mean_g - hi * mean_gx);
+    }
+}
 
 /// Row `b` of a per-sample `(B, D)` view (a column block of a row-major matrix) as a slice.
 fn row(v: ArrayView2<'_, f32>, b: usize) -> &'_ [f32] {
