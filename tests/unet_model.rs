@@ -291,16 +291,20 @@ fn flops_match_a_count_by_hand() {
     // A conv is C_out·C_in·k²·positions, a Linear d_in·d_out, attention's QKᵀ and PV T²·C each.
     let time_embed = 4 * 16 + 16 * 16; // 320
     let conv_in = 4 * 1 * 9 * 16; // 576
-                                  // ResBlock 4→4 at 4×4: in conv + emb Linear (16 → 2·4) + out conv
+
+    // ResBlock 4→4 at 4×4: in conv + emb Linear (16 → 2·4) + out conv
     let in_res1 = 4 * 4 * 9 * 16 + 16 * 8 + 4 * 4 * 9 * 16; // 4736
     let down = 4 * 4 * 9 * 4; // 576, stride 2 → 2×2
-                              // attention on 8 channels at 2×2: qkv 1×1 + QKᵀ + PV + proj_out 1×1
+
+    // attention on 8 channels at 2×2: qkv 1×1 + QKᵀ + PV + proj_out 1×1
     let attn = 24 * 8 * 4 + 2 * 4 * 4 * 8 + 8 * 8 * 4; // 1280
-                                                       // ResBlock 4→8 at 2×2 with a 1×1 skip conv, then attention
+
+    // ResBlock 4→8 at 2×2 with a 1×1 skip conv, then attention
     let in_res2 = 8 * 4 * 9 * 4 + 16 * 16 + 8 * 8 * 9 * 4 + 8 * 4 * 4; // 3840
     let res_8 = 8 * 8 * 9 * 4 + 16 * 16 + 8 * 8 * 9 * 4; // 4864
     let middle = res_8 + attn + res_8; // 11008
-                                       // decoder: the skips are [4, 4, 4, 8] (input blocks 0..3), taken from the end
+
+    // decoder: the skips are [4, 4, 4, 8] (input blocks 0..3), taken from the end
     let out0 = 8 * 16 * 9 * 4 + 16 * 16 + 8 * 8 * 9 * 4 + 8 * 16 * 4 + attn; // 16+8 → 8: 8960
     let up = 8 * 8 * 9 * 16; // 9216, the conv after nearest ×2 at 4×4
     let out1 = 8 * 12 * 9 * 4 + 16 * 16 + 8 * 8 * 9 * 4 + 8 * 12 * 4 + attn + up; // 16896

@@ -168,6 +168,7 @@ pub fn train_images<M: TrainableDenoiser>(
     opts: &TrainImagesOptions,
 ) -> Result<TrainImagesReport> {
     let start = Instant::now();
+    crate::tensor::heap::retain_freed_memory();
     validate(opts, info, data)?;
     // The decoder is needed only at the end, but a missing VAE should fail now, not later.
     let vae = if data.is_latent() {

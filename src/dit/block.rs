@@ -139,7 +139,8 @@ impl DiTBlock {
         let b = dc.nrows();
         let m = &cache.m;
         let mut dm = Array2::zeros(m.raw_dim()); // (B, 6D)
-                                                 // MLP branch: $x_2 = x_1 + \alpha_2 \odot f$
+
+        // MLP branch: $x_2 = x_1 + \alpha_2 \odot f$
         let (df, d_alpha2) = gated_add_backward(dy, chunk(m, 5, d), &cache.f);
         let dh = self.mlp.backward(&cache.mlp, &df);
         let mut dx1 = dy.clone(); // the residual path

@@ -111,7 +111,8 @@ impl Mlp {
     /// Given `dy` (N, D), adds into the four parameters' gradients and returns `dx` (N, D).
     pub fn backward(&mut self, cache: &MlpCache, dy: &Array2<f32>) -> Array2<f32> {
         let mut dh = self.fc2.backward(&cache.fc2, dy); // (N, H)
-                                                        // $dh = dg \cdot \mathrm{gelu}'(h)$, in place
+
+        // $dh = dg \cdot \mathrm{gelu}'(h)$, in place
         dh.as_slice_mut()
             .expect("fresh gradient is row-major")
             .par_chunks_mut(CHUNK)

@@ -17,7 +17,6 @@ pub mod config;
 pub mod embed;
 pub mod final_layer;
 pub mod flops;
-pub mod heap;
 pub mod mlp;
 pub mod model;
 pub mod modulate;

@@ -56,7 +56,6 @@ impl DiT {
     /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear.
     pub fn new(config: DiTConfig, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
-        super::heap::retain_freed_memory();
         let c = &config;
         let d = c.hidden_size;
         let x_embedder = PatchEmbed::new(c.in_channels, d, c.patch_size, rng);
@@ -187,7 +186,8 @@ impl DiT {
     pub fn backward(&mut self, cache: &DiTCache, d_out: ArrayView4<f32>) -> Array4<f32> {
         let p = self.config.patch_size;
         let dout = patchify(d_out, p, ChannelOrder::Last); // (B·T, p·p·C_out)
-                                                           // Every block and the final layer add their share of ∂L/∂c here.
+
+        // Every block and the final layer add their share of ∂L/∂c here.
         let mut dc = Array2::zeros((cache.batch, self.config.hidden_size));
         let mut dh = self
             .final_layer

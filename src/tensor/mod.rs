@@ -5,6 +5,7 @@
 //! flattened batch, `K` kernel size, `h` heads, `d` head dimension.
 
 pub mod gemm;
+pub mod heap;
 pub mod init;
 
 pub use gemm::{gemm, gemm_serial, matmul};

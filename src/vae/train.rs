@@ -142,6 +142,7 @@ pub fn load_vae(path: &Path) -> Result<(AutoencoderKL, f64)> {
 /// last stdout line is one JSON object.
 pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
     let start = Instant::now();
+    crate::tensor::heap::retain_freed_memory();
     let mut config = opts.config.clone();
     config.in_channels = opts.data.channels();
     let all = opts

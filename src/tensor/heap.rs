@@ -1,4 +1,5 @@
-//! Keep freed memory in the process between training steps (glibc only).
+//! Keep freed memory in the process between training steps (glibc only); the VAE and
+//! diffusion trainers call [`retain_freed_memory`] when they start.
 //!
 //! A training step allocates every activation it caches — tens of megabytes — and frees them
 //! all when the step ends. With glibc's defaults each of those blocks above a threshold is a
@@ -16,7 +17,7 @@ extern "C" {
     fn mallopt(param: i32, value: i32) -> i32;
 }
 
-/// Makes glibc keep freed blocks for reuse (idempotent; called by [`DiT::new`](super::DiT::new)).
+/// Makes glibc keep freed blocks for reuse (idempotent; called when a trainer starts).
 pub fn retain_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
