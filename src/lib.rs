@@ -5,6 +5,7 @@
 //! written by hand. Read it beside the book in `book/`.
 
 pub mod data;
+pub mod demo;
 pub mod diffusion;
 pub mod dit;
 pub mod error;

@@ -347,3 +347,35 @@ fn a_dit_trains_and_samples_through_the_cli() {
     assert!(out.contains("\"images\":2"), "{out}");
     assert!(dir.join("g.png").is_file() && dir.join("g.gif").is_file());
 }
+
+#[test]
+fn evaluate_rejects_bad_input_with_the_fix() {
+    let tmp = TempDir::new("cli-evaluate");
+    let dir = &tmp.0;
+    fails(
+        dir,
+        &["evaluate", "--ckpt", "missing.safetensors"],
+        &["no checkpoint at missing.safetensors", "minisora train"],
+    );
+    fails(
+        dir,
+        &["evaluate", "--ckpt", "missing.safetensors", "--steps", "0"],
+        &["--steps and --per-class must be at least 1"],
+    );
+    fails(
+        dir,
+        &[
+            "evaluate",
+            "--ckpt",
+            "missing.safetensors",
+            "--per-class",
+            "0",
+        ],
+        &["--steps and --per-class must be at least 1"],
+    );
+    fails(
+        dir,
+        &["evaluate", "--ckpt", "x", "--cfg-scale", "two"],
+        &["invalid value 'two'"],
+    );
+}

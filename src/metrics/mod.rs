@@ -6,15 +6,18 @@
 //! - [`train`]: training it (AdamW, cross-entropy) and caching it as a checkpoint.
 //! - [`frechet`]: means, covariances and the Fréchet distance via symmetric eigendecompositions.
 //! - [`evaluate`]: accuracy, distance and floor for a set of samples, as one report.
+//! - [`score`]: all of it for a trained checkpoint (`minisora evaluate`).
 
 pub mod classifier;
 pub mod evaluate;
 pub mod frechet;
+pub mod score;
 pub mod train;
 
 pub use classifier::{Classifier, ClassifierCache, ClassifierConfig};
 pub use evaluate::{accuracy, evaluate, evaluate_seeded, EvalReport};
 pub use frechet::{frechet_distance, frechet_from_stats, sqrtm_psd, symmetric_eigen, FeatureStats};
+pub use score::{score_checkpoint, EvaluateRequest};
 pub use train::{
     classifier_path, load_or_train_classifier, load_or_train_classifier_with, train_classifier,
     CacheStatus, ClassifierTrainOptions,
