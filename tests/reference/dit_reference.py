@@ -34,6 +34,10 @@ Run by hand (never by CI), from the repository root:
 
     pip install torch safetensors numpy
     python3 tests/reference/dit_reference.py
+    python3 tests/reference/dit_reference.py --load out/demo/dit/dit.safetensors
+
+The second checks the other direction: a checkpoint minisora wrote loads into this PyTorch DiT
+with `load_state_dict(strict=True)`.
 
 Written and run with torch 2.15.0 (the PyPI wheel, 2.15.0+cu132, run on the CPU), numpy and safetensors from PyPI, Python 3.11.
 """
@@ -365,5 +369,27 @@ def main():
           f"worst gradient {worst[0]:.2e} ({worst[1]}), relative to each tensor's max |.|")
 
 
+def check_load(path):
+    """`--load PATH`: a checkpoint minisora wrote (`minisora train --model dit-…`, the demo's
+    out/demo/dit/dit.safetensors) loads into this PyTorch DiT with `load_state_dict(strict=True)`:
+    the same names, shapes and `pos_embed`. Training-state files also hold `ema.*`/`adamw.*`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    cfg = {k[4:]: v for k, v in meta.items() if k.startswith("dit.")}
+    ints = ["input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "num_classes"]
+    args = {k: int(cfg[k]) for k in ints}
+    args.update(mlp_ratio=float(cfg["mlp_ratio"]), class_dropout_prob=float(cfg["class_dropout_prob"]),
+                learn_sigma=cfg["learn_sigma"] == "true")
+    model = DiT(**args)
+    state = {k: v for k, v in load_file(path).items() if not k.startswith(("ema.", "adamw."))}
+    print(f"{path}: {model.load_state_dict(state, strict=True)} ({len(state)} tensors, config {args})")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--load":
+        check_load(sys.argv[2])
+    else:
+        main()
