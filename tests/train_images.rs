@@ -21,7 +21,7 @@ use minisora::vae::train::{train_vae, TrainVaeOptions};
 use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::{concatenate, Array2, ArrayD, Axis, Ix2, IxDyn};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use support::TempDir;
 
@@ -349,9 +349,11 @@ fn bad_inputs_are_clear_errors() {
     assert!(!dir.join("run").exists());
 }
 
-/// `minisora train` with the given arguments: (exit success, stderr).
-fn cli(args: &[&str]) -> (bool, String) {
+/// `minisora train` with the given arguments, run in `dir` (so a reader's own `out/` cannot
+/// change what it finds): (exit success, stderr).
+fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_minisora"))
+        .current_dir(dir)
         .arg("train")
         .args(args)
         .output()
@@ -367,23 +369,29 @@ fn the_cli_rejects_bad_arguments_with_the_fix() {
     let tmp = TempDir::new("cli");
     let dir = tmp.0.clone();
     let missing = format!("latents:{}", dir.join("none.safetensors").display());
-    let (ok, err) = cli(&["--data", &missing]);
+    let (ok, err) = cli(&dir, &["--data", &missing]);
     assert!(
         !ok && err.contains("minisora train-vae") && err.contains("minisora encode"),
         "{err}"
     );
-    let (ok, err) = cli(&["--model", "dit-s-2"]);
+    let (ok, err) = cli(&dir, &["--model", "dit-s-2"]);
     assert!(
         !ok && err.contains("unknown DiT config") && err.contains("DiT-S/2"),
         "{err}"
     );
-    let (ok, err) = cli(&["--model", "resnet"]);
+    let (ok, err) = cli(&dir, &["--model", "resnet"]);
     assert!(!ok && err.contains("unknown model"), "{err}");
-    let (ok, err) = cli(&["--data", "digits"]);
+    let (ok, err) = cli(&dir, &["--data", "digits"]);
     assert!(!ok && err.contains("--pixels"), "{err}");
-    let (ok, err) = cli(&["--pixels", "--data", "digits", "--channel-mult", "1,x"]);
+    let (ok, err) = cli(
+        &dir,
+        &["--pixels", "--data", "digits", "--channel-mult", "1,x"],
+    );
     assert!(!ok && err.contains("--channel-mult"), "{err}");
-    let (ok, err) = cli(&["--pixels", "--data", "digits", "--steps", "0", "--n", "20"]);
+    let (ok, err) = cli(
+        &dir,
+        &["--pixels", "--data", "digits", "--steps", "0", "--n", "20"],
+    );
     assert!(!ok && err.contains("must be positive"), "{err}");
 }
 
