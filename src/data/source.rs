@@ -32,6 +32,12 @@ impl DataSource {
             )),
             _ => match s.strip_prefix("mnist:") {
                 Some(dir) => Ok(DataSource::Mnist(PathBuf::from(dir))),
+                // A typo such as `digit` would otherwise surface later as a confusing error
+                // about channels or an empty dataset.
+                None if !Path::new(s).is_dir() => Err(Error::new(
+                    format!("{s:?} is neither a built-in dataset nor an existing folder"),
+                    "use digits, shapes, mnist:DIR or the path of an image folder",
+                )),
                 None => Ok(DataSource::Folder(PathBuf::from(s))),
             },
         }
