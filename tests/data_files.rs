@@ -5,7 +5,7 @@ mod support;
 
 use minisora::data::folder::{load_folder, resize_center_crop, FolderOptions};
 use minisora::data::mnist::{load_mnist, read_idx_images, read_idx_labels};
-use minisora::data::{digits, shapes, DataSource};
+use minisora::data::{digits, shapes};
 use minisora::io::image::{load_image, save_gif, save_grid, GridLayout};
 use std::path::{Path, PathBuf};
 use support::TempDir;
@@ -90,22 +90,6 @@ fn missing_folder_is_an_error_naming_it() {
     assert!(e.problem.contains("no-such-folder"), "{e}");
     assert!(e.problem.contains("does not exist"), "{e}");
     assert!(!e.fix.is_empty());
-}
-
-/// A misspelt dataset name is refused by name when parsed, not taken for a folder that later
-/// fails for another reason; real folders and the built-in names still parse.
-#[test]
-fn a_misspelt_dataset_name_is_an_error_naming_it() {
-    let e = DataSource::parse("digit").unwrap_err();
-    assert!(e.problem.contains("\"digit\""), "{e}");
-    assert!(e.fix.contains("digits, shapes"), "{e}");
-    let t = TempDir::new("parse-folder");
-    let dir = t.0.to_str().unwrap();
-    assert_eq!(
-        DataSource::parse(dir).unwrap(),
-        DataSource::Folder(t.0.clone())
-    );
-    assert_eq!(DataSource::parse("digits").unwrap(), DataSource::Digits);
 }
 
 #[test]

@@ -103,11 +103,16 @@ mod tests {
             DataSource::parse("mnist:/data/mnist").unwrap(),
             DataSource::Mnist("/data/mnist".into())
         );
+        let here = env!("CARGO_MANIFEST_DIR"); // an existing folder
         assert_eq!(
-            DataSource::parse("pics").unwrap(),
-            DataSource::Folder("pics".into())
+            DataSource::parse(here).unwrap(),
+            DataSource::Folder(here.into())
         );
         assert!(DataSource::parse("").is_err());
+        // A misspelt name is refused by name, not taken for a folder that fails later.
+        let e = DataSource::parse("digit").unwrap_err();
+        assert!(e.problem.contains("\"digit\""), "{e}");
+        assert!(e.fix.contains("digits, shapes"), "{e}");
     }
 
     #[test]
