@@ -8,7 +8,7 @@
 //! A config travels with every checkpoint as string metadata (`dit.hidden_size`, …).
 
 use crate::error::{Error, Result};
-use crate::io::metadata::MetaReader;
+use crate::io::metadata::{key_values, MetaReader};
 use std::collections::BTreeMap;
 
 // ANCHOR: dit_config
@@ -224,10 +224,7 @@ impl DiTConfig {
             self.num_classes.to_string(),
             self.learn_sigma.to_string(),
         ];
-        KEYS.iter()
-            .zip(values)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+        key_values(&KEYS, values)
     }
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.

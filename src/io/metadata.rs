@@ -13,6 +13,14 @@ pub fn list_text(v: &[usize]) -> String {
         .join(",")
 }
 
+/// A config's metadata map from its key list and the values in the same order.
+pub fn key_values<const N: usize>(
+    keys: &[&str; N],
+    values: [String; N],
+) -> BTreeMap<String, String> {
+    keys.iter().map(|k| k.to_string()).zip(values).collect()
+}
+
 /// Typed reads from a metadata map, with errors that name the model, the key and the fix.
 pub struct MetaReader<'a> {
     map: &'a BTreeMap<String, String>,

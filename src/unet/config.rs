@@ -4,7 +4,7 @@
 //! (`unet.in_channels`, …) so a saved model can be rebuilt.
 
 use crate::error::{Error, Result};
-use crate::io::metadata::{list_text, MetaReader};
+use crate::io::metadata::{key_values, list_text, MetaReader};
 use std::collections::BTreeMap;
 
 // ANCHOR: unet_config
@@ -217,10 +217,7 @@ impl UNetConfig {
                 .map_or_else(|| "none".to_string(), |n| n.to_string()),
             self.scale_shift.to_string(),
         ];
-        KEYS.iter()
-            .zip(values)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+        key_values(&KEYS, values)
     }
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.

@@ -6,7 +6,7 @@
 //! checkpoint as string metadata (`vae.in_channels`, …) so a saved model can be rebuilt.
 
 use crate::error::{Error, Result};
-use crate::io::metadata::{list_text, MetaReader};
+use crate::io::metadata::{key_values, list_text, MetaReader};
 use std::collections::BTreeMap;
 
 // ANCHOR: vae_config
@@ -127,10 +127,7 @@ impl VaeConfig {
             self.mid_attention.to_string(),
             self.groups.to_string(),
         ];
-        KEYS.iter()
-            .zip(values)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+        key_values(&KEYS, values)
     }
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.
