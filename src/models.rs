@@ -221,20 +221,17 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// DiT's training recipe (facebookresearch/DiT `train.py`): AdamW at a constant lr 1e-4 with
-/// no weight decay, no warm-up and no clipping, EMA 0.9999 (here with a warm-up, so short runs
-/// are usable), label dropout 0.1; the rest as the U-Net's run.
+/// DiT's training recipe (facebookresearch/DiT `train.py`), which is the trainer's default:
+/// AdamW at a constant lr 1e-4 with no weight decay, no warm-up and no clipping, EMA 0.9999
+/// (here with a warm-up, so short runs are usable), label dropout 0.1; the length and batch of
+/// the U-Net's run, so the two compare at equal steps.
 pub fn dit_options() -> TrainImagesOptions {
+    let unet = default_options();
     TrainImagesOptions {
-        lr: 1e-4,
-        weight_decay: 0.0,
-        warmup_steps: 0,
-        lr_decay: false,
-        grad_clip: None,
-        ema_decay: 0.9999,
-        label_dropout: 0.1,
+        steps: unet.steps,
+        batch: unet.batch,
         out: PathBuf::from("out/dit"),
-        ..default_options()
+        ..TrainImagesOptions::default()
     }
 }
 
