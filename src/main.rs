@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use minisora::data::DataSource;
 use minisora::demo::{run_demo, DemoOptions};
 use minisora::diffusion::{ImageSource, TrainImagesOptions};
+use minisora::dit::Conditioning;
 use minisora::error::{Error, Result};
 use minisora::metrics::score::{score_checkpoint, EvaluateRequest, EVALUATE_HELP};
 use minisora::models::{dit_options, train_model, ModelName};
@@ -230,6 +231,9 @@ struct TrainArgs {
     /// DiT: predict ε only (C outputs, fixed variance) instead of ε and the variance.
     #[arg(long)]
     no_learn_sigma: bool,
+    /// DiT: how the blocks read timestep and class: adaln-zero, adaln, cross-attention, in-context.
+    #[arg(long, default_value = "adaln-zero")]
+    conditioning: String,
     /// Classifier-free guidance scale of the samples (1 = none).
     #[arg(long, default_value_t = default_options().guidance)]
     guidance: f32,
@@ -349,7 +353,8 @@ impl TrainArgs {
             attention_ds: usize_list("attention-ds", &self.attention_ds)?,
             ..default_config()
         };
-        train_model(&name, &unet, !self.no_learn_sigma, &opts).map(|_| ())
+        let conditioning = Conditioning::parse(&self.conditioning)?;
+        train_model(&name, &unet, !self.no_learn_sigma, conditioning, &opts).map(|_| ())
     }
 }
 

@@ -11,7 +11,7 @@ use crate::diffusion::{
     TrainData, TrainImagesOptions, TrainImagesReport, VarianceType,
 };
 use crate::dit::checkpoint::POS_EMBED;
-use crate::dit::{load_dit, DiT, DiTConfig};
+use crate::dit::{load_dit, Conditioning, DiT, DiTConfig};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, load_tensors, read_metadata};
 use crate::io::metadata::MetaReader;
@@ -284,11 +284,13 @@ pub fn train_dit(config: &DiTConfig, opts: &TrainImagesOptions) -> Result<TrainI
 
 /// Builds the named model sized to `opts.data` (its channels, side and classes), trains it
 /// with the image trainer and returns the report. `unet` shapes the U-Net; `learn_sigma`
-/// chooses DiT's output (ε and the variance, or ε only).
+/// chooses DiT's output (ε and the variance, or ε only), `conditioning` how its blocks read
+/// the timestep and class.
 pub fn train_model(
     name: &ModelName,
     unet: &UNetConfig,
     learn_sigma: bool,
+    conditioning: Conditioning,
     opts: &TrainImagesOptions,
 ) -> Result<TrainImagesReport> {
     match name {
@@ -297,6 +299,7 @@ pub fn train_model(
             // Sized to the data by train_dit; 8×8×4 (our digit latents) only to check the name.
             let config = DiTConfig {
                 learn_sigma,
+                conditioning,
                 ..DiTConfig::named(n, 8, 4, 10)?
             };
             train_dit(&config, opts)

@@ -33,6 +33,7 @@ fn small(learn_sigma: bool) -> DiTConfig {
         class_dropout_prob: 0.1,
         num_classes: 10,
         learn_sigma,
+        conditioning: Default::default(),
     }
 }
 

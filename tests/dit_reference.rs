@@ -78,6 +78,7 @@ impl Fixture {
                 .expect("a number"),
             num_classes: self.usize("config.num_classes"),
             learn_sigma: self.meta("config.learn_sigma") == "true",
+            conditioning: Default::default(),
         }
     }
 

@@ -237,6 +237,7 @@ fn tiny(hidden: usize, heads: usize, input: usize, patch: usize, learn_sigma: bo
         class_dropout_prob: 0.1,
         num_classes: 3,
         learn_sigma,
+        conditioning: Default::default(),
     }
 }
 

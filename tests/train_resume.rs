@@ -201,6 +201,7 @@ fn a_tiny_dit_resumes_bit_identically_and_its_checkpoints_hold_pos_embed() {
         class_dropout_prob: 0.1,
         num_classes: 10,
         learn_sigma: true,
+        conditioning: Default::default(),
     };
     let r1 = train_dit(&config, &opts(dir.join("one"), 3)).unwrap();
     let half = dir.join(format!("one/train_{}.safetensors", STEPS / 2));

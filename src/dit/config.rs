@@ -7,6 +7,7 @@
 //! $T = (I/p)^2$ for an $I \times I$ latent, so more compute at the same parameter count.
 //! A config travels with every checkpoint as string metadata (`dit.hidden_size`, …).
 
+use super::conditioning::Conditioning;
 use crate::error::{Error, Result};
 use crate::io::metadata::{key_values, MetaReader};
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct DiTConfig {
     pub num_classes: usize,
     /// Predict the variance too: `2 · in_channels` outputs (DiT's default).
     pub learn_sigma: bool,
+    /// How the blocks read the timestep and class (adaLN-Zero in the reference). Stored as
+    /// `dit.conditioning`; a checkpoint without the key is adaLN-Zero.
+    pub conditioning: Conditioning,
 }
 // ANCHOR_END: dit_config
 
@@ -68,6 +72,10 @@ const KEYS: [&str; 10] = [
     "dit.num_classes",
     "dit.learn_sigma",
 ];
+
+/// The conditioning mechanism's key, optional (checkpoints written before it existed, and
+/// PyTorch's, are adaLN-Zero).
+const CONDITIONING_KEY: &str = "dit.conditioning";
 
 impl DiTConfig {
     /// Every valid name, `DiT-S/2` … `DiT-small/8`.
@@ -112,6 +120,7 @@ impl DiTConfig {
             class_dropout_prob: 0.1,
             num_classes,
             learn_sigma: true,
+            conditioning: Conditioning::AdaLnZero,
         };
         config.validate()?;
         Ok(config)
@@ -224,7 +233,9 @@ impl DiTConfig {
             self.num_classes.to_string(),
             self.learn_sigma.to_string(),
         ];
-        key_values(&KEYS, values)
+        let mut meta = key_values(&KEYS, values);
+        meta.insert(CONDITIONING_KEY.into(), self.conditioning.name().into());
+        meta
     }
 
     /// Rebuilds a config from [`to_metadata`](Self::to_metadata)'s map, and validates it.
@@ -254,6 +265,10 @@ impl DiTConfig {
             class_dropout_prob: float(KEYS[7])?,
             num_classes: m.usize(KEYS[8])?,
             learn_sigma: m.bool(KEYS[9])?,
+            conditioning: match m.text(CONDITIONING_KEY).ok() {
+                Some(name) => Conditioning::parse(name)?,
+                None => Conditioning::AdaLnZero,
+            },
         };
         config.validate()?;
         Ok(config)

@@ -6,13 +6,14 @@
 //! - the shape: [`config`] (named configs DiT-S/B/L/XL and CPU sizes × patch 2/4/8),
 //!   [`flops`] (the paper's Gflops)
 //! - tokens: [`patch`] (patch embedding, unpatchify), [`pos_embed`] (fixed 2-D sin-cos)
-//! - conditioning: [`embed`] (timestep and label embedders), [`modulate`] (adaLN's
+//! - conditioning: [`conditioning`] (the four mechanisms the paper compares), [`embed`] (timestep and label embedders), [`modulate`] (adaLN's
 //!   scale-shift and gate)
 //! - layers: [`mlp`], [`block`] (the adaLN-Zero block), [`final_layer`]
 //! - the model: [`model`], [`checkpoint`] (the reference `state_dict` layout)
 
 pub mod block;
 pub mod checkpoint;
+pub mod conditioning;
 pub mod config;
 pub mod embed;
 pub mod final_layer;
@@ -26,6 +27,7 @@ pub mod simd;
 
 pub use block::{DiTBlock, DiTBlockCache};
 pub use checkpoint::{load_dit, save_dit};
+pub use conditioning::Conditioning;
 pub use config::DiTConfig;
 pub use embed::{LabelEmbedder, TimestepEmbedder};
 pub use final_layer::{FinalLayer, FinalLayerCache};

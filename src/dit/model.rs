@@ -15,13 +15,14 @@
 //! [`save_dit`](super::save_dit)).
 
 use super::block::{DiTBlock, DiTBlockCache};
+use super::conditioning::Conditioning;
 use super::config::DiTConfig;
 use super::embed::{LabelEmbedder, TimestepEmbedder, TimestepEmbedderCache};
 use super::final_layer::{FinalLayer, FinalLayerCache};
 use super::patch::{patchify, unpatchify, ChannelOrder, PatchEmbed, PatchEmbedCache};
 use super::pos_embed::pos_embed_2d;
 use crate::diffusion::{Denoiser, TrainableDenoiser};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::EmbeddingCache;
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
@@ -56,6 +57,12 @@ impl DiT {
     /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear.
     pub fn new(config: DiTConfig, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
+        if config.conditioning != Conditioning::AdaLnZero {
+            return Err(Error::new(
+                format!("DiT: {} conditioning is not built yet", config.conditioning),
+                "use adaln-zero",
+            ));
+        }
         let c = &config;
         let d = c.hidden_size;
         let x_embedder = PatchEmbed::new(c.in_channels, d, c.patch_size, rng);
