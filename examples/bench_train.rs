@@ -44,6 +44,9 @@ struct Cli {
     /// Measure only this config (DiT-tiny/2 or DiT-S/2), e.g. under a profiler.
     #[arg(long)]
     only: Option<String>,
+    /// Time training steps only (e.g. to profile them).
+    #[arg(long)]
+    no_sampling: bool,
 }
 
 /// One model with its optimiser and a fixed batch of the demo's shapes.
@@ -211,7 +214,7 @@ fn main() {
             for _ in 0..run.steps {
                 step_times[i].push(run.step());
             }
-            if round % 2 == 0 {
+            if round % 2 == 0 && !cli.no_sampling {
                 sample_times[i].push(run.sample());
             }
         }
@@ -229,7 +232,11 @@ fn main() {
         let total = median(step_times[i].iter().map(|s| s.iter().sum()).collect());
         let img_s = BATCH as f64 / total;
         let train_gflop_s = 6.0 * gflops * img_s;
-        let sample_s = median(sample_times[i].clone());
+        let sample_s = if cli.no_sampling {
+            f64::NAN
+        } else {
+            median(sample_times[i].clone())
+        };
         let sample_gflop_s = 2.0 * gflops * (2 * BATCH * SAMPLE_STEPS) as f64 / sample_s;
         let peak = peaks[i].map_or("null".to_string(), |p| format!("{p:.0}"));
         println!(
