@@ -132,28 +132,48 @@ impl Experiment {
             Experiment::Samplers => "the same DiT sampled by DDPM and DDIM at 10, 25, 50, 250 steps (guidance 2): \
                  quality against measured sampling time.",
         };
-        format!(
-            "  {:<13}{what}\n               --quick: {} steps, {} samples per class; full: {} steps, {} per class.",
-            self.name(),
-            q.steps,
-            q.per_class,
-            f.steps,
-            f.per_class
-        )
+        let text = format!(
+            "{what} --quick: {} steps, {} samples per class; full: {} steps, {} per class.",
+            q.steps, q.per_class, f.steps, f.per_class
+        );
+        format!("  {:<13}{}", self.name(), wrap(&text, 80, 15))
     }
+}
+
+/// `text` broken into lines of at most `width` characters, every line after the first
+/// indented by `indent` spaces.
+fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for word in text.split_whitespace() {
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            len = 0;
+        } else if len > 0 {
+            out.push(' ');
+            len += 1;
+        }
+        out.push_str(word);
+        len += word.chars().count();
+    }
+    out
 }
 
 /// The long help of `dit_experiments`.
 pub fn long_help() -> String {
-    let mut s = String::from(
+    let mut s = wrap(
         "The DiT paper's experiments at CPU scale, on the latents of the built-in digits. Each \
          writes <out>/<name>/<name>.png, .md (the table) and .json, and prints one JSON line of \
          headline figures last. The VAE, latents and evaluation classifier are reused from \
          out/demo and out/classifier when present, else made first (about 95 s). Every model \
          trains with the demo's recipe (lr 3e-3 with warm-up 100 and cosine decay, clipping, \
          batch 64) unless the experiment varies it. --quick finishes each experiment in under \
-         10 minutes on two cores, setup included; without it, longer runs and more samples.\n\n",
+         10 minutes on two cores, setup included; without it, longer runs and more samples.",
+        95,
+        0,
     );
+    s.push_str("\n\n");
     for e in Experiment::ALL {
         s.push_str(&e.about());
         s.push('\n');
