@@ -10,7 +10,7 @@ use minisora::diffusion::{
 use minisora::tensor::{init, rng};
 use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 const KINDS: [BetaSchedule; 3] = [
     BetaSchedule::Linear,
@@ -104,9 +104,9 @@ fn respaced_sampling_uses_original_timesteps() {
     )
     .respace_spec("ddim50")
     .unwrap();
-    let calls = RefCell::new(Vec::new());
+    let calls = Mutex::new(Vec::new());
     let model = |x: &ArrayD<f32>, t: &[usize], _: Option<&[usize]>| {
-        calls.borrow_mut().push(t[0]);
+        calls.lock().unwrap().push(t[0]);
         ArrayD::zeros(x.raw_dim())
     };
     let opts = SampleOptions {
@@ -123,7 +123,7 @@ fn respaced_sampling_uses_original_timesteps() {
         &mut |_, _, _| {},
     );
     let want: Vec<usize> = (0..1000).step_by(20).rev().collect();
-    assert_eq!(*calls.borrow(), want);
+    assert_eq!(*calls.lock().unwrap(), want);
 }
 
 /// ε̂ = ε_u + s(ε_c − ε_u) on the first C channels; the variance channels come from the

@@ -22,20 +22,21 @@ use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::{concatenate, Array2, ArrayD, Axis, Ix2, IxDyn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use support::TempDir;
 
 const EMB: usize = 16;
 
 /// out = W₂ silu(W₁ [x, e(t)] + E[y]), reshaped to the input's shape.
+#[derive(Clone)]
 struct Tiny {
     lin1: Linear,
     label: Embedding,
     lin2: Linear,
     act: Silu,
     classes: usize,
-    /// Every label the training forward saw.
-    seen: Mutex<Vec<usize>>,
+    /// Every label the training forward saw (shared by the copies a training step makes).
+    seen: Arc<Mutex<Vec<usize>>>,
 }
 
 struct TinyCache {
@@ -54,7 +55,7 @@ impl Tiny {
             lin2: Linear::new(hidden, dim, true, r),
             act: Silu,
             classes,
-            seen: Mutex::new(Vec::new()),
+            seen: Arc::new(Mutex::new(Vec::new())),
         }
     }
 

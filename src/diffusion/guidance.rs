@@ -7,7 +7,7 @@
 //! channels, if any, are taken from the conditional prediction.
 
 use super::model::{Denoiser, Diffusion};
-use ndarray::{concatenate, ArrayD, Axis, Slice};
+use ndarray::ArrayD;
 
 /// A [`Denoiser`] that applies classifier-free guidance to another.
 pub struct Guided<'a> {
@@ -24,18 +24,12 @@ impl Denoiser for Guided<'_> {
     // ANCHOR: guidance
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
         let y = y.expect("classifier-free guidance needs class labels");
-        let bsz = x_t.shape()[0];
-        // One batch of 2B: the conditional half, then the unconditional half.
-        let x2 = concatenate(Axis(0), &[x_t.view(), x_t.view()]).expect("same shape");
-        let t2: Vec<usize> = t.iter().chain(t.iter()).copied().collect();
-        let y2: Vec<usize> = y
-            .iter()
-            .copied()
-            .chain(std::iter::repeat_n(self.null_label, bsz))
-            .collect();
-        let out = self.model.predict(&x2, &t2, Some(&y2));
-        let cond = out.slice_axis(Axis(0), Slice::from(0..bsz)).to_owned();
-        let uncond = out.slice_axis(Axis(0), Slice::from(bsz..)).to_owned();
+        let null = vec![self.null_label; x_t.shape()[0]];
+        // The conditional and the unconditional prediction, side by side on two threads.
+        let (cond, uncond) = rayon::join(
+            || self.model.predict(x_t, t, Some(y)),
+            || self.model.predict(x_t, t, Some(&null)),
+        );
         let (ec, rest) = Diffusion::split(&cond, self.channels);
         let (eu, _) = Diffusion::split(&uncond, self.channels);
         // $\hat\varepsilon = \varepsilon_u + s(\varepsilon_c - \varepsilon_u)$

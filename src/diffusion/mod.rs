@@ -22,6 +22,7 @@ pub mod timestep;
 pub mod train2d;
 pub mod train_images;
 pub mod train_state;
+pub mod train_step;
 pub mod trainable;
 
 pub use guidance::Guided;
@@ -34,4 +35,5 @@ pub use sampler::{SampleOptions, SamplerKind};
 pub use schedule::{BetaSchedule, Schedule};
 pub use timestep::{sample_uniform, timestep_embedding, LossSecondMomentSampler};
 pub use train_images::{train_images, ModelInfo, TrainImagesOptions, TrainImagesReport};
+pub use train_step::{train_step, StepBatch, StepOptimizer, StepTimes};
 pub use trainable::TrainableDenoiser;

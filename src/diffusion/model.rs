@@ -21,14 +21,14 @@ use ndarray::{concatenate, ArrayD, Axis, Slice};
 ///   "null" label that classifier-free guidance uses for the unconditional prediction.
 /// * output: `(B, C, …)`, or `(B, 2C, …)` when the model also predicts its variance
 ///   ([`VarianceType::LearnedRange`]); channels are axis 1.
-pub trait Denoiser {
+pub trait Denoiser: Sync {
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32>;
 }
 // ANCHOR_END: denoiser
 
 impl<F> Denoiser for F
 where
-    F: Fn(&ArrayD<f32>, &[usize], Option<&[usize]>) -> ArrayD<f32>,
+    F: Fn(&ArrayD<f32>, &[usize], Option<&[usize]>) -> ArrayD<f32> + Sync,
 {
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
         self(x_t, t, y)

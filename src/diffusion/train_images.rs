@@ -10,15 +10,16 @@
 //! weights. After training the EMA weights are copied into the model, sampled with DDIM and
 //! guidance ([`super::sample_images`]) and saved as a safetensors checkpoint.
 
-use super::image_data::{check_output, load_decoder, validate, ImageSource, TrainData};
+use super::image_data::{load_decoder, validate, ImageSource, TrainData};
 use super::sample_images::{write_figures, FigureOptions};
 use super::train_state::{
     load_train_state, run_metadata, sample_with_ema, save_model, save_train_state, seed_for,
 };
-use super::{sample_uniform, training_losses, Diffusion, TrainableDenoiser};
+use super::train_step::{train_step, StepBatch, StepOptimizer};
+use super::{sample_uniform, Diffusion, TrainableDenoiser};
 use crate::data::Batcher;
 use crate::error::{Error, Result};
-use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, CosineSchedule, Ema};
+use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Ema};
 use crate::tensor::{init, rng, Rng};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
@@ -246,42 +247,41 @@ pub fn train_images<M: TrainableDenoiser>(
     let report_every = opts.steps.div_ceil(10);
     let train_start = Instant::now();
     for step in first..opts.steps {
-        // ANCHOR: train_step
+        // ANCHOR: train_loop
         let mut r = rng(seed_for(opts.seed, step)); // this step's randomness, from (seed, step)
         let idx = batcher.next_indices();
         let x0 = data.batch(&idx, &mut r); // (B, C, H, W)
         let t = sample_uniform(opts.batch, t_max, &mut r);
         let noise = init::normal(x0.shape(), 1.0, &mut r); // ε
-        let x_t = diffusion.schedule.q_sample(&x0, &t, &noise);
         let y = info.null_label.map(|null| {
             let labels: Vec<usize> = idx.iter().map(|&i| data.labels[i]).collect();
             drop_labels(&labels, null, opts.label_dropout, &mut r)
         });
-        let (out, cache) = model.forward_train(&x_t, &t, y.as_deref());
-        if step == first {
-            check_output(out.shape(), c, diffusion, &info.name)?;
-        }
-        let l = training_losses(diffusion, &x0, &x_t, &t, &noise, &out, None);
-        model.zero_grad();
-        model.backward_train(&cache, &l.d_out);
-        if let Some(max_norm) = opts.grad_clip {
-            clip_grad_norm(model, max_norm);
-        }
         opt.lr = sched.lr_at(step);
-        opt.step(model);
-        ema.update(model);
-        // ANCHOR_END: train_step
-        if !l.loss.is_finite() {
+        let batch = StepBatch {
+            x0: &x0,
+            t: &t,
+            noise: &noise,
+            y: y.as_deref(),
+        };
+        let mut optim = StepOptimizer {
+            opt: &mut opt,
+            ema: &mut ema,
+            grad_clip: opts.grad_clip,
+        };
+        let (loss, _) = train_step(model, diffusion, &batch, &mut optim, &info.name)?;
+        // ANCHOR_END: train_loop
+        if !loss.is_finite() {
             return Err(Error::new(
-                format!("the loss became {} at step {step}", l.loss),
+                format!("the loss became {} at step {step}", loss),
                 "lower the learning rate (--lr) or clip the gradients",
             ));
         }
-        losses.push(l.loss);
+        losses.push(loss);
         let done = step + 1;
         let secs = train_start.elapsed().as_secs_f64();
         let img_s = (done - first) as f64 * opts.batch as f64 / secs.max(1e-9);
-        bar.set_message(format!("loss {:.4} {img_s:.0} img/s", l.loss));
+        bar.set_message(format!("loss {:.4} {img_s:.0} img/s", loss));
         bar.inc(1);
         let say = |line: String| {
             if bar.is_hidden() {

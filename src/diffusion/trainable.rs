@@ -9,9 +9,9 @@ use ndarray::ArrayD;
 
 // ANCHOR: trainable
 /// A [`Denoiser`] that can be trained by hand-written backprop.
-pub trait TrainableDenoiser: Denoiser + Parameters {
+pub trait TrainableDenoiser: Denoiser + Parameters + Clone + Send + Sync {
     /// What the backward pass needs from the forward pass.
-    type Cache;
+    type Cache: Send + Sync;
 
     /// The same output as [`Denoiser::predict`], and the cache. `y` uses the same labels,
     /// including the null label of classifier-free guidance.
