@@ -99,6 +99,7 @@ impl DiTBlock {
         }
     }
 
+    // ANCHOR: adaln_branch
     /// The residual $x \mathrel{+}= \alpha \odot y$ of branch `k` (0 attention, 1 MLP), or
     /// $x \mathrel{+}= y$ without gates.
     fn add_branch(&self, x: &mut Array2<f32>, m: &Array2<f32>, k: usize, y: &Array2<f32>) {
@@ -125,6 +126,7 @@ impl DiTBlock {
             (dx.clone(), None)
         }
     }
+    // ANCHOR_END: adaln_branch
 
     // ANCHOR: adaln_zero_block
     /// x: (B·T, D) tokens, c: (B, D) conditioning → (B·T, D), keeping what backward needs.
