@@ -232,19 +232,11 @@ fn main() {
         let total = median(step_times[i].iter().map(|s| s.iter().sum()).collect());
         let img_s = BATCH as f64 / total;
         let train_gflop_s = 6.0 * gflops * img_s;
-        let sample_s = if cli.no_sampling {
-            f64::NAN
-        } else {
-            median(sample_times[i].clone())
-        };
-        let sample_gflop_s = 2.0 * gflops * (2 * BATCH * SAMPLE_STEPS) as f64 / sample_s;
         let peak = peaks[i].map_or("null".to_string(), |p| format!("{p:.0}"));
         println!(
             "{}: {:.2} M params, {gflops:.4} Gflops per forward\n  train: {img_s:.0} img/s \
              ({:.1} ms per step: forward+loss {:.1}, backward {:.1}, AdamW+EMA {:.1}), \
-             {train_gflop_s:.1} GFLOP/s = {:.0} % of the sgemm ceiling, peak memory {peak} MiB\n  \
-             sample: {SAMPLE_STEPS}-step DDIM with guidance for {BATCH} latents in {sample_s:.2} s \
-             = {:.0} latents/s, {sample_gflop_s:.1} GFLOP/s = {:.0} % of the ceiling",
+             {train_gflop_s:.1} GFLOP/s = {:.0} % of the sgemm ceiling, peak memory {peak} MiB",
             run.name,
             run.model.num_params() as f64 / 1e6,
             total * 1e3,
@@ -252,25 +244,37 @@ fn main() {
             phase(1) * 1e3,
             phase(2) * 1e3,
             100.0 * train_gflop_s / ceiling,
-            BATCH as f64 / sample_s,
-            100.0 * sample_gflop_s / ceiling,
         );
-        fields.push(format!(
+        let mut field = format!(
             "\"{}\": {{\"img_per_s\": {img_s:.1}, \"step_ms\": {:.2}, \"forward_ms\": {:.2}, \
              \"backward_ms\": {:.2}, \"optimizer_ms\": {:.2}, \"gflops_per_forward\": {gflops:.5}, \
              \"train_gflop_s\": {train_gflop_s:.1}, \"train_fraction_of_sgemm\": {:.3}, \
-             \"peak_rss_mib\": {peak}, \"sample_seconds\": {sample_s:.3}, \
-             \"sample_latents_per_s\": {:.1}, \"sample_gflop_s\": {sample_gflop_s:.1}, \
-             \"sample_fraction_of_sgemm\": {:.3}}}",
+             \"peak_rss_mib\": {peak}",
             run.name,
             total * 1e3,
             phase(0) * 1e3,
             phase(1) * 1e3,
             phase(2) * 1e3,
             train_gflop_s / ceiling,
-            BATCH as f64 / sample_s,
-            sample_gflop_s / ceiling,
-        ));
+        );
+        if !sample_times[i].is_empty() {
+            let sample_s = median(sample_times[i].clone());
+            let sample_gflop_s = 2.0 * gflops * (2 * BATCH * SAMPLE_STEPS) as f64 / sample_s;
+            println!(
+                "  sample: {SAMPLE_STEPS}-step DDIM with guidance for {BATCH} latents in \
+                 {sample_s:.2} s = {:.0} latents/s, {sample_gflop_s:.1} GFLOP/s = {:.0} % of the \
+                 ceiling",
+                BATCH as f64 / sample_s,
+                100.0 * sample_gflop_s / ceiling,
+            );
+            field += &format!(
+                ", \"sample_seconds\": {sample_s:.3}, \"sample_latents_per_s\": {:.1}, \
+                 \"sample_gflop_s\": {sample_gflop_s:.1}, \"sample_fraction_of_sgemm\": {:.3}",
+                BATCH as f64 / sample_s,
+                sample_gflop_s / ceiling,
+            );
+        }
+        fields.push(field + "}");
     }
     println!(
         "{{\"threads\": {threads}, \"batch\": {BATCH}, \"latent\": [4, 8, 8], \"rounds\": {rounds}, {}}}",

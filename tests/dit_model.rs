@@ -162,7 +162,7 @@ fn adaln_zero_makes_every_block_the_identity_and_the_output_zero() {
     let c = random_input(&[2, 16], &mut r)
         .into_dimensionality()
         .unwrap();
-    for block in &model.blocks {
+    for block in model.trunk.adaln_blocks().unwrap() {
         assert_eq!(block.forward_infer(&x, &c), x);
         assert_eq!(block.forward(&x, &c).0, x);
     }
@@ -172,7 +172,10 @@ fn adaln_zero_makes_every_block_the_identity_and_the_output_zero() {
     // and a randomised model is not the identity
     let mut model = model;
     randomise(&mut model, 7);
-    assert_ne!(model.blocks[0].forward_infer(&x, &c), x);
+    assert_ne!(
+        model.trunk.adaln_blocks().unwrap()[0].forward_infer(&x, &c),
+        x
+    );
 }
 
 #[test]
@@ -292,7 +295,7 @@ fn named_configs_are_all_constructible_and_case_insensitive() {
         &mut rng(0),
     )
     .unwrap();
-    assert_eq!(m.blocks.len(), 4);
+    assert_eq!(m.trunk.adaln_blocks().unwrap().len(), 4);
     assert!(m.num_params() > 0);
     let meta = m.config.to_metadata();
     assert_eq!(DiTConfig::from_metadata(&meta).unwrap(), m.config);

@@ -7,11 +7,19 @@
 //! Both Linears start at zero, so a fresh DiT outputs zeros. Parameter names: `linear`,
 //! `adaLN_modulation.1` (chunks in the order shift, scale). The outputs are read in
 //! `(u, v, c)` order by [`unpatchify`](super::patch::unpatchify).
+//!
+//! The other conditioning mechanisms of the paper's Figure 5 end differently: adaLN
+//! ([`FinalLayer::adaln`]) Xavier-initialises the modulation; in-context and cross-attention,
+//! whose blocks never see `c` as a modulation, end in [`PlainFinalLayer`], a LayerNorm with
+//! its own affine (`norm_final`) and the same zero-initialised Linear:
+//!
+//! $$y = \big(\mathrm{LN}(x) \odot w + b_\text{n}\big) W^\top + b$$
 
-use super::mlp::zero_linear;
-use super::modulate::{norm_modulate, norm_modulate_backward, NormCache};
-use crate::nn::{ActivationCache, Linear, LinearCache, Silu};
+use super::mlp::{xavier_linear, zero_linear};
+use super::modulate::{norm_modulate, norm_modulate_backward, NormCache, EPS};
+use crate::nn::{ActivationCache, LayerNorm, LayerNormCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
+use crate::tensor::Rng;
 use ndarray::{s, Array2, Ix2};
 
 /// The final adaLN + Linear.
@@ -36,6 +44,14 @@ impl FinalLayer {
         FinalLayer {
             linear: zero_linear(dim, patch * patch * out_channels),
             ada_ln: zero_linear(dim, 2 * dim),
+        }
+    }
+
+    /// adaLN's final layer: the modulation Xavier-initialised, the Linear still at zero.
+    pub fn adaln(dim: usize, patch: usize, out_channels: usize, rng: &mut Rng) -> Self {
+        FinalLayer {
+            linear: zero_linear(dim, patch * patch * out_channels),
+            ada_ln: xavier_linear(dim, 2 * dim, rng),
         }
     }
 
@@ -96,5 +112,56 @@ impl Parameters for FinalLayer {
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         self.linear.visit(&join(prefix, "linear"), f);
         self.ada_ln.visit(&join(prefix, "adaLN_modulation.1"), f);
+    }
+}
+
+/// The final layer of in-context and cross-attention DiTs: LayerNorm (with affine), Linear.
+#[derive(Clone, Debug)]
+pub struct PlainFinalLayer {
+    pub norm_final: LayerNorm, // affine, eps 1e-6
+    pub linear: Linear,        // D → p·p·C_out, zero-initialised
+}
+
+/// What [`PlainFinalLayer::backward`] needs.
+pub struct PlainFinalLayerCache {
+    norm: LayerNormCache,
+    linear: LinearCache,
+}
+
+impl PlainFinalLayer {
+    /// The norm at weight 1, bias 0; the Linear at zero, as adaLN-Zero's.
+    pub fn new(dim: usize, patch: usize, out_channels: usize) -> Self {
+        PlainFinalLayer {
+            norm_final: LayerNorm::new(dim, EPS, true),
+            linear: zero_linear(dim, patch * patch * out_channels),
+        }
+    }
+
+    // ANCHOR: plain_final_layer
+    /// $y = \mathrm{LN}(x) W^\top + b$ (LN with its own affine)   x: (B·T, D) → (B·T, p·p·C_out).
+    pub fn forward(&self, x: &Array2<f32>) -> (Array2<f32>, PlainFinalLayerCache) {
+        let (a, norm) = self.norm_final.forward(x);
+        let (y, linear) = self.linear.forward(&a);
+        (y, PlainFinalLayerCache { norm, linear })
+    }
+    // ANCHOR_END: plain_final_layer
+
+    /// The same output without keeping anything (sampling).
+    pub fn forward_infer(&self, x: &Array2<f32>) -> Array2<f32> {
+        self.linear.forward_infer(&self.norm_final.forward_infer(x))
+    }
+
+    /// Given `dy` (B·T, p·p·C_out), adds into the four parameters' gradients and returns
+    /// `dx` (B·T, D).
+    pub fn backward(&mut self, cache: &PlainFinalLayerCache, dy: &Array2<f32>) -> Array2<f32> {
+        let da = self.linear.backward(&cache.linear, dy);
+        self.norm_final.backward(&cache.norm, &da)
+    }
+}
+
+impl Parameters for PlainFinalLayer {
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.norm_final.visit(&join(prefix, "norm_final"), f);
+        self.linear.visit(&join(prefix, "linear"), f);
     }
 }

@@ -99,7 +99,7 @@ impl Mlp {
     pub fn forward(&self, x: &Array2<f32>) -> (Array2<f32>, MlpCache) {
         let (h, fc1) = self.fc1.forward(x); // (N, H)
         let (g, slope) = gelu_with_slope(&h);
-        let (y, fc2) = self.fc2.forward(&g);
+        let (y, fc2) = self.fc2.forward_owned(g);
         (y, MlpCache { fc1, slope, fc2 })
     }
 

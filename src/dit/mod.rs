@@ -8,8 +8,10 @@
 //! - tokens: [`patch`] (patch embedding, unpatchify), [`pos_embed`] (fixed 2-D sin-cos)
 //! - conditioning: [`conditioning`] (the four mechanisms the paper compares), [`embed`] (timestep and label embedders), [`modulate`] (adaLN's
 //!   scale-shift and gate)
-//! - layers: [`mlp`], [`block`] (the adaLN-Zero block), [`final_layer`]
-//! - the model: [`model`], [`checkpoint`] (the reference `state_dict` layout)
+//! - layers: [`mlp`], [`block`] (the adaLN-Zero and adaLN block), [`vit_block`] (the plain
+//!   block of in-context and cross-attention conditioning), [`final_layer`]
+//! - the model: [`trunk`] (the blocks and final layer of each conditioning mechanism),
+//!   [`model`], [`checkpoint`] (the reference `state_dict` layout)
 
 pub mod block;
 pub mod checkpoint;
@@ -24,15 +26,19 @@ pub mod modulate;
 pub mod patch;
 pub mod pos_embed;
 pub mod simd;
+pub mod trunk;
+pub mod vit_block;
 
 pub use block::{DiTBlock, DiTBlockCache};
 pub use checkpoint::{load_dit, save_dit};
 pub use conditioning::Conditioning;
 pub use config::DiTConfig;
 pub use embed::{LabelEmbedder, TimestepEmbedder};
-pub use final_layer::{FinalLayer, FinalLayerCache};
+pub use final_layer::{FinalLayer, FinalLayerCache, PlainFinalLayer, PlainFinalLayerCache};
 pub use flops::dit_flops;
 pub use mlp::Mlp;
 pub use model::{DiT, DiTCache};
 pub use patch::{patchify, unpatchify, ChannelOrder, PatchEmbed};
 pub use pos_embed::pos_embed_2d;
+pub use trunk::{Trunk, TrunkCache};
+pub use vit_block::{CrossBranch, ViTBlock, ViTBlockCache};

@@ -1,28 +1,29 @@
 //! The whole DiT (`DiT` in facebookresearch/DiT `models.py`): a Transformer over latent
-//! patches, conditioned on the timestep and the class by adaLN-Zero.
+//! patches, conditioned on the timestep and the class by adaLN-Zero (or, for the paper's
+//! ablation, by one of the three other mechanisms of [`Conditioning`]).
 //!
 //! ```text
 //! x (B, C, H, W) ─ x_embedder (p×p patches → D) + pos_embed ─→ tokens (B·T, D)
-//! t (B) ─ t_embedder ─┐
-//!                     ├─ c = e_t + e_y (B, D)
-//! y (B) ─ y_embedder ─┘
-//! tokens ─ blocks[0..depth](·, c) ─ final_layer(·, c) ─→ (B·T, p·p·C_out) ─ unpatchify ─→ (B, C_out, H, W)
+//! t (B) ─ t_embedder ─→ e_t (B, D)
+//! y (B) ─ y_embedder ─→ e_y (B, D)
+//! tokens, e_t, e_y ─ trunk: blocks[0..depth], final_layer ─→ (B·T, p·p·C_out) ─ unpatchify ─→ (B, C_out, H, W)
 //! ```
 //!
-//! Every block reads the same `c`, so in the backward pass their gradients with respect to
-//! `c` are summed before flowing into the two embedders. Parameter names are the reference
+//! With adaLN-Zero every block reads the same `c = e_t + e_y`, so in the backward pass their
+//! gradients with respect to `c` are summed before flowing into the two embedders (the
+//! [`Trunk`] holds the blocks of each mechanism). Parameter names are the reference
 //! `state_dict`'s; `pos_embed` is a fixed table, not a parameter (it is saved beside them by
 //! [`save_dit`](super::save_dit)).
 
-use super::block::{DiTBlock, DiTBlockCache};
+#[cfg(doc)]
 use super::conditioning::Conditioning;
 use super::config::DiTConfig;
 use super::embed::{LabelEmbedder, TimestepEmbedder, TimestepEmbedderCache};
-use super::final_layer::{FinalLayer, FinalLayerCache};
 use super::patch::{patchify, unpatchify, ChannelOrder, PatchEmbed, PatchEmbedCache};
 use super::pos_embed::pos_embed_2d;
+use super::trunk::{Trunk, TrunkCache};
 use crate::diffusion::{Denoiser, TrainableDenoiser};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::EmbeddingCache;
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
@@ -36,8 +37,8 @@ pub struct DiT {
     pos_embed: Array2<f32>, // (T, D), fixed
     pub t_embedder: TimestepEmbedder,
     pub y_embedder: LabelEmbedder,
-    pub blocks: Vec<DiTBlock>,
-    pub final_layer: FinalLayer,
+    /// The blocks and the final layer, of the kind `config.conditioning` asks for.
+    pub trunk: Trunk,
 }
 
 /// What [`DiT::backward`] needs from [`DiT::forward`].
@@ -45,40 +46,29 @@ pub struct DiTCache {
     x_embedder: PatchEmbedCache,
     t_embedder: TimestepEmbedderCache,
     y_embedder: EmbeddingCache,
-    blocks: Vec<DiTBlockCache>,
-    final_layer: FinalLayerCache,
-    batch: usize,
+    trunk: TrunkCache,
 }
 
 impl DiT {
     // ANCHOR: dit_new
     /// A DiT for `config` (validated first) with the reference's initialisation: Xavier
     /// Linears and patch embedding with zero biases, $\mathcal N(0, 0.02^2)$ label table and
-    /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear.
+    /// timestep MLP weights, and zeros in every adaLN modulation and the final Linear (the
+    /// blocks of the other mechanisms: see [`Trunk::new`]).
     pub fn new(config: DiTConfig, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
-        if config.conditioning != Conditioning::AdaLnZero {
-            return Err(Error::new(
-                format!("DiT: {} conditioning is not built yet", config.conditioning),
-                "use adaln-zero",
-            ));
-        }
         let c = &config;
         let d = c.hidden_size;
         let x_embedder = PatchEmbed::new(c.in_channels, d, c.patch_size, rng);
         let t_embedder = TimestepEmbedder::new(d, rng);
         let y_embedder = LabelEmbedder::new(c.num_classes, d, rng);
-        let blocks = (0..c.depth)
-            .map(|_| DiTBlock::new(d, c.num_heads, c.mlp_hidden(), rng))
-            .collect();
-        let final_layer = FinalLayer::new(d, c.patch_size, c.out_channels());
+        let trunk = Trunk::new(c, rng);
         Ok(DiT {
             pos_embed: pos_embed_2d(d, c.grid_size()),
             x_embedder,
             t_embedder,
             y_embedder,
-            blocks,
-            final_layer,
+            trunk,
             config,
         })
     }
@@ -138,24 +128,16 @@ impl DiT {
         // tokens: $\mathrm{patchify}(x) W^\top + b + E_\text{pos}$   (B·T, D)
         let (mut h, x_embedder) = self.x_embedder.forward(x);
         self.add_pos_embed(&mut h);
-        // $c = e_t + e_y$   (B, D)
-        let (mut c, t_embedder) = self.t_embedder.forward(t);
+        // $e_t$, $e_y$   (B, D)
+        let (e_t, t_embedder) = self.t_embedder.forward(t);
         let (e_y, y_embedder) = self.y_embedder.forward(y, b);
-        c += &e_y;
-        let mut blocks = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
-            let (next, cache) = block.forward(&h, &c);
-            blocks.push(cache);
-            h = next;
-        }
-        let (out, final_layer) = self.final_layer.forward(&h, &c); // (B·T, p·p·C_out)
+        // the blocks and the final layer; adaLN-Zero's read $c = e_t + e_y$
+        let (out, trunk) = self.trunk.forward(h, &e_t, &e_y); // (B·T, p·p·C_out)
         let cache = DiTCache {
             x_embedder,
             t_embedder,
             y_embedder,
-            blocks,
-            final_layer,
-            batch: b,
+            trunk,
         };
         (self.unpatchify(&out, b), cache)
     }
@@ -172,11 +154,9 @@ impl DiT {
         let b = x.shape()[0];
         let mut h = self.x_embedder.forward_infer(x);
         self.add_pos_embed(&mut h);
-        let c = self.t_embedder.forward_infer(t) + self.y_embedder.forward_infer(y, b);
-        for block in &self.blocks {
-            h = block.forward_infer(&h, &c);
-        }
-        let out = self.final_layer.forward_infer(&h, &c);
+        let e_t = self.t_embedder.forward_infer(t);
+        let e_y = self.y_embedder.forward_infer(y, b);
+        let out = self.trunk.forward_infer(h, &e_t, &e_y);
         self.unpatchify(&out, b)
     }
 
@@ -194,17 +174,12 @@ impl DiT {
         let p = self.config.patch_size;
         let dout = patchify(d_out, p, ChannelOrder::Last); // (B·T, p·p·C_out)
 
-        // Every block and the final layer add their share of ∂L/∂c here.
-        let mut dc = Array2::zeros((cache.batch, self.config.hidden_size));
-        let mut dh = self
-            .final_layer
-            .backward(&cache.final_layer, &dout, &mut dc);
-        for (block, c) in self.blocks.iter_mut().zip(&cache.blocks).rev() {
-            dh = block.backward(c, &dh, &mut dc);
-        }
-        // $c = e_t + e_y$: both embedders receive ∂L/∂c; pos_embed is fixed.
-        self.t_embedder.backward(&cache.t_embedder, &dc);
-        self.y_embedder.backward(&cache.y_embedder, &dc);
+        // The blocks and the final layer; with adaLN-Zero, every block adds its share of
+        // ∂L/∂c, and $c = e_t + e_y$ hands all of it to both embeddings.
+        let (dh, de_t, de_y) = self.trunk.backward(&cache.trunk, &dout);
+        self.t_embedder.backward(&cache.t_embedder, &de_t);
+        self.y_embedder.backward(&cache.y_embedder, &de_y);
+        // pos_embed is fixed: the tokens' gradient goes straight to the patch embedding
         self.x_embedder.backward(&cache.x_embedder, &dh)
     }
     // ANCHOR_END: dit_backward
@@ -247,7 +222,6 @@ impl Parameters for DiT {
         self.x_embedder.visit(&join(prefix, "x_embedder"), f);
         self.t_embedder.visit(&join(prefix, "t_embedder"), f);
         self.y_embedder.visit(&join(prefix, "y_embedder"), f);
-        self.blocks.visit(&join(prefix, "blocks"), f);
-        self.final_layer.visit(&join(prefix, "final_layer"), f);
+        self.trunk.visit(prefix, f); // blocks.{i}.…, final_layer.…
     }
 }

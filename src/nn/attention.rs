@@ -62,7 +62,7 @@ impl Attention {
         let (qkv_out, qkv) = self.qkv.forward(x); // (B, T, 3C)
         let (q, k, v) = split3(qkv_out.view(), self.dim()); // each (B, T, C), strided
         let (o, p) = sdpa_forward(q, k, v, self.heads); // o: (B, T, C), p: (B, h, T, T)
-        let (y, proj) = self.proj.forward(&o);
+        let (y, proj) = self.proj.forward_owned(o);
         let cache = AttentionCache {
             qkv,
             qkv_out,

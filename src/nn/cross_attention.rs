@@ -65,7 +65,7 @@ impl CrossAttention {
         let (kv_out, kv) = self.kv.forward(context); // (B, S, 2C)
         let (k, v) = kv_out.view().split_at(Axis(2), self.dim()); // each (B, S, C)
         let (o, p) = sdpa_forward(q_out.view(), k, v, self.heads); // (B, T, C), (B, h, T, S)
-        let (y, proj) = self.proj.forward(&o);
+        let (y, proj) = self.proj.forward_owned(o);
         let cache = CrossAttentionCache {
             q,
             kv,

@@ -4,7 +4,7 @@
 //! `N` rows for one GEMM, as PyTorch's `nn.Linear` does.
 
 use crate::param::{join, Param, Parameters};
-use crate::tensor::{gemm, init, Rng};
+use crate::tensor::{gemm, init, matmul, Rng};
 use ndarray::{Array, Array2, ArrayView2, Axis, Dimension};
 
 /// `y = x Wᵀ + b`   x: (…, IN)  W: (OUT, IN)  b: (OUT)  y: (…, OUT)
@@ -38,10 +38,19 @@ impl Linear {
     }
 
     // ANCHOR: forward
-    /// `y = x Wᵀ + b`, keeping `x` for the backward pass.
+    /// `y = x Wᵀ + b`, keeping a copy of `x` for the backward pass.
     pub fn forward<D: Dimension>(&self, x: &Array<f32, D>) -> (Array<f32, D>, LinearCache) {
-        let y = self.forward_infer(x);
-        let x = rows(x.view(), self.d_in()).to_owned(); // (N, IN)
+        self.forward_owned(x.to_owned())
+    }
+
+    /// The same for an input the caller has no further use for: it is kept without a copy.
+    pub fn forward_owned<D: Dimension>(&self, x: Array<f32, D>) -> (Array<f32, D>, LinearCache) {
+        let y = self.forward_infer(&x);
+        let n = x.len() / self.d_in().max(1);
+        let x = match x.into_shape_with_order((n, self.d_in())) {
+            Ok(rows) => rows, // (N, IN), no copy
+            Err(e) => panic!("Linear: the input does not reshape to (N, IN) rows: {e}"),
+        };
         (y, LinearCache { x })
     }
 
@@ -51,6 +60,7 @@ impl Linear {
         let shape = (x2.nrows(), self.d_out());
         // Start from the bias broadcast over rows (or zeros), so the GEMM adds onto it in the
         // same pass instead of a second sweep over y.
+        // $y = b + x W^\top$
         let mut y = match &self.bias {
             Some(b) => b
                 .v1()
@@ -59,7 +69,6 @@ impl Linear {
                 .to_owned(),
             None => Array2::zeros(shape),
         }; // (N, OUT)
-           // $y = b + x W^\top$
         gemm(1.0, x2, self.weight.v2().t(), 1.0, y.view_mut());
         unflatten(y, x.raw_dim())
     }
@@ -81,8 +90,7 @@ impl Linear {
             b.g1().scaled_add(1.0, &dy2.sum_axis(Axis(0)));
         }
         // $dx = dy\, W$   (N, IN)
-        let mut dx = Array2::zeros((dy2.nrows(), self.d_in()));
-        gemm(1.0, dy2, self.weight.v2(), 0.0, dx.view_mut());
+        let dx = matmul(dy2, self.weight.v2());
         unflatten(dx, dy.raw_dim())
     }
     // ANCHOR_END: backward

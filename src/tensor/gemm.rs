@@ -7,7 +7,7 @@
 //! [`gemm_serial`] is the same product on the calling thread, for use inside a loop that is
 //! already parallel (e.g. over batch × heads in attention).
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
 /// Below this many multiply-adds per block a split costs more than it saves.
 const MIN_BLOCK_MACS: usize = 1 << 18;
@@ -100,11 +100,23 @@ pub fn gemm_serial(
     }
 }
 
-/// `A·B` into a new matrix (parallel).
-pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> ndarray::Array2<f32> {
-    let mut c = ndarray::Array2::zeros((a.nrows(), b.ncols()));
-    gemm(1.0, a, b, 0.0, c.view_mut());
-    c
+/// `A·B` into a new matrix (parallel). The matrix is not zero-filled first: with $\beta = 0$
+/// the product writes every element and reads none (`matrixmultiply`'s contract), so a
+/// backward pass's `dx` costs no extra sweep over memory.
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let (m, n) = (a.nrows(), b.ncols());
+    if a.ncols() == 0 {
+        return Array2::zeros((m, n));
+    }
+    let mut c = Array2::<f32>::uninit((m, n));
+    // SAFETY: the view covers exactly `c`'s (contiguous) buffer; with β = 0 and an inner
+    // dimension above 0, every block of `gemm_split` goes to `matrixmultiply::sgemm`, which
+    // writes each element of C without reading it, so all of `c` is initialised after.
+    unsafe {
+        let view = ArrayViewMut2::from_shape_ptr((m, n), c.as_mut_ptr() as *mut f32);
+        gemm(1.0, a, b, 0.0, view);
+        c.assume_init()
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +132,19 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn matmul_writes_every_element() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 0, 2), (70, 300, 90), (600, 64, 600)] {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 - 6.0);
+            assert_eq!(
+                matmul(a.view(), b.view()),
+                naive(&a, &b),
+                "m={m} k={k} n={n}"
+            );
+        }
     }
 
     #[test]
