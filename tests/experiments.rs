@@ -86,6 +86,19 @@ fn scaling_trains_nine_configs() {
 }
 
 #[test]
+fn conditioning_trains_the_four_mechanisms() {
+    let (_tmp, head) = runs_and_writes("conditioning", 4);
+    let Some(Json::Obj(frechet)) = head.get("frechet") else {
+        panic!("{}", head.to_line())
+    };
+    let names: Vec<&str> = frechet.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["in-context", "cross-attention", "adaln", "adaln-zero"]
+    );
+}
+
+#[test]
 fn unet_vs_dit_matches_the_gflops() {
     let (_tmp, head) = runs_and_writes("unet-vs-dit", 2);
     let ratio = head.get("gflops_ratio").and_then(Json::as_f64).unwrap();

@@ -94,9 +94,9 @@ impl Experiment {
     /// scratch) and of the full setting.
     pub fn budget(self, quick: bool) -> Budget {
         let (steps, per_class) = match (self, quick) {
-            (Experiment::Scaling, true) => (300, 20),
+            (Experiment::Scaling, true) => (400, 20),
             (Experiment::Scaling, false) => (2000, 100),
-            (Experiment::Conditioning, true) => (500, 40),
+            (Experiment::Conditioning, true) => (600, 40),
             (Experiment::Conditioning, false) => (3000, 100),
             (Experiment::UnetVsDit, true) => (600, 40),
             (Experiment::UnetVsDit, false) => (3000, 100),
