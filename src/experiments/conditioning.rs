@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                         ..Line::default()
                     })
                     .collect(),
-                reference: None,
+                ..Lines::default()
             }),
             Panel::Bars(Bars {
                 title: format!("Fréchet distance after {} steps (guidance 1)", ctx.steps),

@@ -3,7 +3,7 @@
 //! each scored on class accuracy (fidelity) and Fréchet distance (which also sees diversity).
 //! Every scale starts from the same noise.
 
-use super::plot::{draw, Line, Lines, Panel};
+use super::plot::{draw, Corner, Line, Lines, Panel};
 use super::report::{percent, Json, Table};
 use super::runs::{progress, reference_dit, say, score_ddim, Score};
 use super::setup::Setup;
@@ -72,6 +72,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 log_y: true,
                 series: vec![line("Fréchet", pts(&|s| s.eval.frechet))],
                 reference: Some((format!("real vs real {floor:.1}"), floor)),
+                legend: Corner::LowerRight,
                 ..Lines::default()
             }),
             Panel::Lines(Lines {

@@ -94,7 +94,7 @@ impl Experiment {
     /// scratch) and of the full setting.
     pub fn budget(self, quick: bool) -> Budget {
         let (steps, per_class) = match (self, quick) {
-            (Experiment::Scaling, true) => (400, 20),
+            (Experiment::Scaling, true) => (400, 40),
             (Experiment::Scaling, false) => (2000, 100),
             (Experiment::Conditioning, true) => (600, 40),
             (Experiment::Conditioning, false) => (3000, 100),
@@ -103,7 +103,7 @@ impl Experiment {
             // The two share the reference DiT: the same steps in each setting.
             (Experiment::Guidance, true) => (1000, 40),
             (Experiment::Guidance, false) => (2000, 100),
-            (Experiment::Samplers, true) => (1000, 20),
+            (Experiment::Samplers, true) => (1000, 40),
             (Experiment::Samplers, false) => (2000, 50),
         };
         Budget { steps, per_class }
@@ -365,16 +365,22 @@ fn run_one(args: &ExperimentArgs, e: Experiment) -> Result<Json> {
         Experiment::Samplers => samplers::run(&ctx, &setup)?,
     };
     let wall = start.elapsed().as_secs_f64();
+    let scored = match e {
+        Experiment::Guidance => format!("DDIM {} steps at every scale", ctx.sample_steps),
+        Experiment::Samplers => format!("each sampler at guidance {}", ctx.guidance),
+        _ => format!(
+            "DDIM {} steps at guidance {}",
+            ctx.sample_steps, ctx.guidance
+        ),
+    };
     let settings = format!(
         "Command: `{}` ({} setting: {} training steps of batch {}, {} samples per class scored with \
-         DDIM {} steps at guidance {}, seed {}). Setup: {}. Wall time {:.0} s (setup {:.0} s).\n\n",
+         {scored}, seed {}). Setup: {}. Wall time {:.0} s (setup {:.0} s).\n\n",
         ctx.command,
         if ctx.quick { "quick" } else { "full" },
         ctx.steps,
         ctx.batch,
         ctx.per_class,
-        ctx.sample_steps,
-        ctx.guidance,
         ctx.seed,
         setup.provenance.join("; "),
         wall,

@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::io::plot::{plot_err, render, PALETTE};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// One series of a [`Lines`] panel.
@@ -30,6 +31,27 @@ pub struct Lines {
     pub series: Vec<Line>,
     /// A named horizontal line (e.g. the real-vs-real Fréchet floor).
     pub reference: Option<(String, f64)>,
+    /// Where the legend goes (drawn only with two or more lines, or a reference).
+    pub legend: Corner,
+}
+
+/// A corner of a panel, for its legend.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Corner {
+    #[default]
+    UpperRight,
+    LowerRight,
+    LowerLeft,
+}
+
+impl Corner {
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        }
+    }
 }
 
 /// A panel of bars, one per category.
@@ -147,14 +169,16 @@ fn lines(area: &Area<'_>, p: &Lines) -> Result<()> {
                     }))
                     .map_err(plot_err)?;
             }
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(plot_err)?;
+            if p.series.len() > 1 || p.reference.is_some() {
+                chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 12))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(p.legend.position())
+                    .draw()
+                    .map_err(plot_err)?;
+            }
         }};
     }
     match (p.log_x, p.log_y) {
@@ -184,26 +208,31 @@ fn bars(area: &Area<'_>, p: &Bars) -> Result<()> {
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
     let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    // `(0..n − 1).into_segmented()` has n segments, one per bar: CenterOf(i) is bar i.
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(62)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
         .map_err(plot_err)?;
     let names = p.categories.clone();
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .y_desc(p.y_label.as_str())
         .x_labels(names.len())
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         })
+        .y_label_formatter(&|v| compact(*v))
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(plot_err)?;
+    let above =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (i, &v) in p.values.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let (a, b) = (
@@ -215,18 +244,15 @@ fn bars(area: &Area<'_>, p: &Bars) -> Result<()> {
             .draw_series([Rectangle::new([(a, 0.0), (b, v)], color.mix(0.8).filled())])
             .map_err(plot_err)?;
         chart
-            .draw_series([Text::new(
-                format!("{v:.1}"),
-                (SegmentValue::CenterOf(i as i32), v),
-                ("sans-serif", 13),
-            )])
+            .draw_series([EmptyElement::at((SegmentValue::CenterOf(i as i32), v))
+                + Text::new(format!("{v:.1}"), (0, -3), above.clone())])
             .map_err(plot_err)?;
     }
     if let Some((name, y)) = &p.reference {
         let grey = RGBColor(120, 120, 120);
         chart
             .draw_series(LineSeries::new(
-                [(SegmentValue::Exact(0), *y), (SegmentValue::Exact(n), *y)],
+                [(SegmentValue::Exact(0), *y), (SegmentValue::Last, *y)],
                 grey.stroke_width(2),
             ))
             .map_err(plot_err)?
@@ -237,6 +263,7 @@ fn bars(area: &Area<'_>, p: &Bars) -> Result<()> {
             .label_font(("sans-serif", 12))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(plot_err)?;
     }

@@ -105,6 +105,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 log_y: true,
                 series: series(&|s| s.eval.frechet),
                 reference: Some((format!("real vs real {floor:.1}"), floor)),
+                ..Lines::default()
             }),
             Panel::Lines(Lines {
                 title: "class accuracy (labels: steps)".into(),

@@ -4,7 +4,7 @@
 //! however they are spent, and at a fixed parameter count a smaller patch (more tokens, more
 //! Gflops) gives better samples.
 
-use super::plot::{draw, Line, Lines, Panel};
+use super::plot::{draw, Corner, Line, Lines, Panel};
 use super::report::{percent, Json, Table};
 use super::runs::{train_and_score, Model, Run, RunSpec};
 use super::setup::Setup;
@@ -118,6 +118,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 log_y: true,
                 series: per_size(&|r| r.score.eval.frechet),
                 reference: Some((format!("real vs real {floor:.1}"), floor)),
+                legend: Corner::LowerLeft,
             }),
             Panel::Lines(Lines {
                 title: "final training loss (last 10 % of steps)".into(),
@@ -127,6 +128,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 log_y: false,
                 series: per_size(&|r| r.final_loss),
                 reference: None,
+                legend: Corner::UpperRight,
             }),
         ],
     )?;
