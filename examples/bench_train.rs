@@ -266,7 +266,7 @@ fn main() {
             let sample_gflop_s = 2.0 * gflops * (2 * BATCH * SAMPLE_STEPS) as f64 / sample_s;
             println!(
                 "  sample: {SAMPLE_STEPS}-step DDIM with guidance for {BATCH} latents in \
-                 {sample_s:.2} s = {:.0} latents/s, {sample_gflop_s:.1} GFLOP/s = {:.0} % of the \
+                 {sample_s:.2} s = {:.1} latents/s, {sample_gflop_s:.1} GFLOP/s = {:.0} % of the \
                  ceiling",
                 BATCH as f64 / sample_s,
                 100.0 * sample_gflop_s / ceiling,
