@@ -58,13 +58,6 @@ pub struct StepTimes {
     pub optimizer: f64,
 }
 
-impl StepTimes {
-    /// The whole step.
-    pub fn total(&self) -> f64 {
-        self.forward + self.backward + self.optimizer
-    }
-}
-
 // ANCHOR: train_step
 /// Trains `model` on one batch and returns the loss and the time each phase took. `name`
 /// only labels the error when the model's output does not fit the diffusion.
