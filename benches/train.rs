@@ -39,6 +39,7 @@ fn train(c: &mut Criterion) {
         let t = sample_uniform(BATCH, 1000, &mut r);
         let y: Vec<usize> = (0..BATCH).map(|i| i % 11).collect();
         let diffusion = dit_diffusion(true);
+        let mut copy = None;
         let batch = StepBatch {
             x0: &x0,
             t: &t,
@@ -51,6 +52,7 @@ fn train(c: &mut Criterion) {
                     opt: &mut opt,
                     ema: &mut ema,
                     grad_clip: None,
+                    copy: &mut copy,
                 };
                 black_box(train_step(&mut model, &diffusion, &batch, &mut optim, name).unwrap())
             })

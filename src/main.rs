@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the main demo: train the VAE on digits, encode them, train a DiT on the latents,
     /// sample every class with DDIM + guidance and measure class accuracy and the Fréchet
-    /// distance (about 7 minutes on 2 cores; writes out/demo/).
+    /// distance (about 5 minutes on 2 cores; writes out/demo/).
     Demo(DemoOptions),
     /// Train the 2-D toy diffusion model and sample it (the DDPM chapter's experiment).
     #[command(name = "train-2d")]

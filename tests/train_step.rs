@@ -1,5 +1,6 @@
 //! The trainer's step (`diffusion::train_step`): its two micro-batches give the gradient of
-//! the whole batch, and the step is bit-identical on one and two threads.
+//! the whole batch (also on a second step, with the model copy the first one kept), and the
+//! step is bit-identical on one and two threads.
 
 use minisora::diffusion::{
     train_step, training_losses, StepBatch, StepOptimizer, TrainableDenoiser,
@@ -42,8 +43,16 @@ fn grads(model: &mut DiT) -> Vec<ArrayD<f32>> {
     g
 }
 
-/// One `train_step` on `threads` threads: the loss, the gradients and the new weights.
-fn step(threads: usize, batch: usize) -> (f32, Vec<ArrayD<f32>>, Vec<ArrayD<f32>>) {
+/// What two `train_step`s on `threads` threads leave: the second step's loss and gradients,
+/// the model as it was before the second step, and the final weights.
+struct TwoSteps {
+    loss: f32,
+    grads: Vec<ArrayD<f32>>,
+    before: DiT,
+    weights: Vec<ArrayD<f32>>,
+}
+
+fn two_steps(threads: usize, batch: usize) -> TwoSteps {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -58,37 +67,50 @@ fn step(threads: usize, batch: usize) -> (f32, Vec<ArrayD<f32>>, Vec<ArrayD<f32>
         } = setup(batch);
         let mut opt = AdamW::new(AdamWConfig::default());
         let mut ema = Ema::new(&mut model, 0.999);
+        let mut copy = None;
         let b = StepBatch {
             x0: &x0,
             t: &t,
             noise: &noise,
             y: Some(&y),
         };
-        let mut optim = StepOptimizer {
-            opt: &mut opt,
-            ema: &mut ema,
-            grad_clip: None,
-        };
-        let (loss, _) =
-            train_step(&mut model, &dit_diffusion(true), &b, &mut optim, "dit").unwrap();
+        let mut before = model.clone();
+        let mut loss = 0.0;
+        // the second step reuses the copy the first one made: its weights must be refreshed
+        for _ in 0..2 {
+            before = model.clone();
+            let mut optim = StepOptimizer {
+                opt: &mut opt,
+                ema: &mut ema,
+                grad_clip: None,
+                copy: &mut copy,
+            };
+            loss = train_step(&mut model, &dit_diffusion(true), &b, &mut optim, "dit")
+                .unwrap()
+                .0;
+        }
         let mut weights = Vec::new();
         model.visit("", &mut |_, p| weights.push(p.value.clone()));
-        (loss, grads(&mut model), weights)
+        TwoSteps {
+            loss,
+            grads: grads(&mut model),
+            before,
+            weights,
+        }
     })
 }
 
 #[test]
 fn micro_batches_give_the_whole_batch_gradient() {
     for batch in [1, 5, 6] {
-        let (loss, got, _) = step(2, batch);
-        // the same gradient from one forward and backward of the whole batch
+        let got = two_steps(2, batch);
+        // the same gradient from one forward and backward of the whole batch, at the weights
+        // the second step started from
         let Setup {
-            mut model,
-            x0,
-            noise,
-            t,
-            y,
+            x0, noise, t, y, ..
         } = setup(batch);
+        let mut model = got.before.clone();
+        model.zero_grad();
         let diffusion = dit_diffusion(true);
         let x_t = diffusion.schedule.q_sample(&x0, &t, &noise);
         let (out, cache) = model.forward_train(&x_t, &t, Some(&y));
@@ -96,12 +118,13 @@ fn micro_batches_give_the_whole_batch_gradient() {
         model.backward_train(&cache, &l.d_out);
         let want = grads(&mut model);
         assert!(
-            (loss - l.loss).abs() <= 1e-6 * l.loss.abs(),
-            "batch {batch}: loss {loss} vs {}",
+            (got.loss - l.loss).abs() <= 1e-6 * l.loss.abs(),
+            "batch {batch}: loss {} vs {}",
+            got.loss,
             l.loss
         );
         let mut worst = 0.0f32;
-        for (g, w) in got.iter().zip(&want) {
+        for (g, w) in got.grads.iter().zip(&want) {
             let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
             let err = (g - w).iter().fold(0.0f32, |m, v| m.max(v.abs())) / scale;
             worst = worst.max(err);
@@ -119,8 +142,19 @@ fn micro_batches_give_the_whole_batch_gradient() {
 
 #[test]
 fn a_step_is_bit_identical_on_one_and_two_threads() {
-    let (one, two) = (step(1, 6), step(2, 6));
-    assert!(one.0 == two.0, "losses differ: {} vs {}", one.0, two.0);
-    assert!(one.1 == two.1, "gradients differ between 1 and 2 threads");
-    assert!(one.2 == two.2, "weights differ between 1 and 2 threads");
+    let (one, two) = (two_steps(1, 6), two_steps(2, 6));
+    assert!(
+        one.loss == two.loss,
+        "losses differ: {} vs {}",
+        one.loss,
+        two.loss
+    );
+    assert!(
+        one.grads == two.grads,
+        "gradients differ between 1 and 2 threads"
+    );
+    assert!(
+        one.weights == two.weights,
+        "weights differ between 1 and 2 threads"
+    );
 }

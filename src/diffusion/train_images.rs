@@ -246,6 +246,7 @@ pub fn train_images<M: TrainableDenoiser>(
     bar.set_position(first);
     let report_every = opts.steps.div_ceil(10);
     let train_start = Instant::now();
+    let mut copy = None; // the second micro-batch's model, made on the first step
     for step in first..opts.steps {
         // ANCHOR: train_loop
         let mut r = rng(seed_for(opts.seed, step)); // this step's randomness, from (seed, step)
@@ -267,6 +268,7 @@ pub fn train_images<M: TrainableDenoiser>(
         let mut optim = StepOptimizer {
             opt: &mut opt,
             ema: &mut ema,
+            copy: &mut copy,
             grad_clip: opts.grad_clip,
         };
         let (loss, _) = train_step(model, diffusion, &batch, &mut optim, &info.name)?;
