@@ -91,6 +91,56 @@ impl Default for DemoOptions {
     }
 }
 
+/// Digits the demo encodes (stage 2), all of them training data for the DiT.
+pub const DEMO_IMAGES: usize = 10_000;
+
+impl DemoOptions {
+    /// Stage 1's run: the VAE trainer's defaults with the demo's steps, seed and folder.
+    pub fn vae_options(&self) -> TrainVaeOptions {
+        TrainVaeOptions {
+            steps: self.vae_steps,
+            seed: self.seed,
+            out: self.out.join("vae"),
+            ..TrainVaeOptions::default()
+        }
+    }
+
+    /// Where stage 1 writes the VAE.
+    pub fn vae_checkpoint(&self) -> PathBuf {
+        self.out.join("vae").join("vae.safetensors")
+    }
+
+    /// Where stage 2 writes the latents.
+    pub fn latents_path(&self) -> PathBuf {
+        self.out.join("latents.safetensors")
+    }
+
+    /// Where stage 3 writes the DiT.
+    pub fn dit_checkpoint(&self) -> PathBuf {
+        self.out.join("dit").join("dit.safetensors")
+    }
+
+    /// Stage 3's training run: the demo's recipe (warm-up, cosine decay, clipping, its peak
+    /// learning rate, steps and batch) on `latents`, decoded for the figures by `vae`.
+    pub fn dit_train_options(&self, latents: PathBuf, vae: PathBuf) -> TrainImagesOptions {
+        TrainImagesOptions {
+            data: ImageSource::Latents(latents),
+            vae,
+            steps: self.dit_steps,
+            batch: self.batch,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            lr_decay: true,
+            grad_clip: Some(1.0),
+            guidance: self.guidance,
+            sample_steps: self.sample_steps,
+            seed: self.seed,
+            out: self.out.join("dit"),
+            ..dit_options()
+        }
+    }
+}
+
 /// What the demo measured.
 #[derive(Clone, Debug)]
 pub struct DemoReport {
@@ -120,16 +170,11 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport> {
     );
 
     stage(1, "train the KL-VAE on 32×32 digits (the VAE chapter)");
-    let vae = train_vae(&TrainVaeOptions {
-        steps: opts.vae_steps,
-        seed: opts.seed,
-        out: opts.out.join("vae"),
-        ..TrainVaeOptions::default()
-    })?;
+    let vae = train_vae(&opts.vae_options())?;
 
     stage(2, "encode the digits into 8×8×4 latents (latent diffusion)");
-    let latents = opts.out.join("latents.safetensors");
-    let (count, secs) = encode_dataset(&vae.checkpoint, &digits, 10_000, opts.seed, &latents)?;
+    let latents = opts.latents_path();
+    let (count, secs) = encode_dataset(&vae.checkpoint, &digits, DEMO_IMAGES, opts.seed, &latents)?;
     println!(
         "encoded {count} digits into {} in {secs:.1} s",
         latents.display()
@@ -140,24 +185,9 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport> {
         &format!("train {} on the latents (the DiT chapter)", opts.dit),
     );
     let config = DiTConfig::named(&opts.dit, 8, 4, 10)?;
-    let dit_out = opts.out.join("dit");
     let train = train_dit(
         &config,
-        &TrainImagesOptions {
-            data: ImageSource::Latents(latents),
-            vae: vae.checkpoint.clone(),
-            steps: opts.dit_steps,
-            batch: opts.batch,
-            lr: opts.lr,
-            warmup_steps: opts.warmup_steps,
-            lr_decay: true,
-            grad_clip: Some(1.0),
-            guidance: opts.guidance,
-            sample_steps: opts.sample_steps,
-            seed: opts.seed,
-            out: dit_out.clone(),
-            ..dit_options()
-        },
+        &opts.dit_train_options(latents, vae.checkpoint.clone()),
     )?;
 
     stage(

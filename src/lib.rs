@@ -9,6 +9,7 @@ pub mod demo;
 pub mod diffusion;
 pub mod dit;
 pub mod error;
+pub mod experiments;
 pub mod gradcheck;
 pub mod io;
 pub mod metrics;

@@ -33,15 +33,17 @@ pub const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+/// A plotters error as ours (drawing into a buffer fails only on a bug).
+pub fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::new(
         format!("drawing a plot failed: {e}"),
         "report this as a bug",
     )
 }
 
-/// Draws with `draw` into a `w × h` white canvas and saves it as PNG at `path`.
-fn render(
+/// Draws with `draw` into a `w × h` white canvas (the embedded font registered as
+/// "sans-serif") and saves it as PNG at `path`.
+pub fn render(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,

@@ -1,0 +1,30 @@
+//! The DiT paper's experiments at CPU scale (the code is `minisora::experiments`):
+//!
+//! ```text
+//! cargo run --release --example dit_experiments -- <scaling|conditioning|unet-vs-dit|guidance|samplers|all> [--quick] [--out out/experiments] [--seed N]
+//! ```
+//! Each writes `<out>/<name>/<name>.png`, `.md` and `.json` and prints one JSON line of
+//! headline figures last; `--help` describes every experiment and its two settings. The book's
+//! page "DiT experiments" shows the results of `--quick`.
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use minisora::experiments::{long_help, run, ExperimentArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "dit_experiments",
+    about = "The DiT paper's experiments on the digit latents"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: ExperimentArgs,
+}
+
+fn main() {
+    let matches = Cli::command().long_about(long_help()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(&cli.args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,282 @@
+//! The DiT paper's experiments at our scale (`examples/dit_experiments.rs`), each writing a
+//! plot, a markdown table and a JSON file under `out/experiments/<name>/` and printing one
+//! JSON line of headline figures last:
+//!
+//! - [`scaling`]: DiT-mini/tiny/small × patch 2/4/8 at equal steps — loss and Fréchet
+//!   distance against forward Gflops (Peebles & Xie 2023, Figures 2, 6 and 8);
+//! - [`conditioning`]: adaLN-Zero, adaLN, cross-attention and in-context (Figure 5);
+//! - [`unet_vs_dit`]: the U-Net against DiT-tiny/2 at matched Gflops;
+//! - [`guidance`]: classifier-free guidance 1…8, accuracy against Fréchet distance;
+//! - [`samplers`]: DDPM and DDIM at 10/25/50/250 steps, quality against wall time.
+//!
+//! Shared: [`catalog`] (names, settings, help), [`setup`] (VAE, latents, classifier, real
+//! digits — the demo's when present), [`runs`] (train with the demo's recipe, score as
+//! `minisora evaluate`), [`report`] (tables and JSON), [`plot`].
+
+pub mod catalog;
+pub mod conditioning;
+pub mod guidance;
+pub mod plot;
+pub mod report;
+pub mod runs;
+pub mod samplers;
+pub mod scaling;
+pub mod setup;
+pub mod unet_vs_dit;
+
+pub use catalog::{long_help, Budget, Experiment};
+
+use crate::error::Result;
+use crate::metrics::ClassifierTrainOptions;
+use crate::vae::train::TrainVaeOptions;
+use clap::Args;
+use report::{write_outputs, Json};
+use setup::{Setup, SetupOptions};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The command line of `dit_experiments`.
+#[derive(Args, Clone, Debug)]
+pub struct ExperimentArgs {
+    /// scaling, conditioning, unet-vs-dit, guidance, samplers or all.
+    pub experiment: String,
+    /// The short setting: ≤ 10 minutes per experiment on two cores.
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder of the results (one subfolder per experiment).
+    #[arg(long, default_value = "out/experiments")]
+    pub out: PathBuf,
+    /// Seed of the data order, the initialisations and the samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The demo's folder, whose VAE, latents and DiT are reused when present.
+    #[arg(long, default_value = "out/demo")]
+    pub demo_dir: PathBuf,
+    /// The evaluation classifier's cache.
+    #[arg(long, default_value = "out/classifier")]
+    pub classifier_cache: PathBuf,
+    /// Override the training steps (tests).
+    #[arg(long, hide = true)]
+    pub steps: Option<u64>,
+    /// Override the batch (tests).
+    #[arg(long, hide = true)]
+    pub batch: Option<usize>,
+    /// Override the samples per class (tests).
+    #[arg(long, hide = true)]
+    pub per_class: Option<usize>,
+    /// Override the DDIM steps of the scores (tests).
+    #[arg(long, hide = true)]
+    pub sample_steps: Option<usize>,
+    /// Override the VAE's steps (tests).
+    #[arg(long, hide = true)]
+    pub vae_steps: Option<u64>,
+    /// Digits for the VAE, the latents and the classifier, and the classifier's steps
+    /// (tests: a tiny setup).
+    #[arg(long, hide = true)]
+    pub tiny_setup: Option<usize>,
+}
+
+/// What one experiment runs with.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub name: &'static str,
+    /// `<out>/<name>`
+    pub dir: PathBuf,
+    pub out: PathBuf,
+    pub demo_dir: PathBuf,
+    pub quick: bool,
+    pub seed: u64,
+    pub steps: u64,
+    pub batch: usize,
+    pub per_class: usize,
+    /// DDIM steps of the scores.
+    pub sample_steps: usize,
+    /// Guidance of the scores.
+    pub guidance: f32,
+    /// The command that reproduces the run.
+    pub command: String,
+}
+
+/// What an experiment hands back to be written.
+pub struct Outcome {
+    pub title: String,
+    /// Markdown after the settings: the table(s) and notes.
+    pub body: String,
+    /// Every number, for `<name>.json`.
+    pub full: Json,
+    /// The headline figures (the last stdout line, with the wall time added).
+    pub headline: Vec<(String, Json)>,
+}
+
+impl ExperimentArgs {
+    fn context(&self, e: Experiment) -> Context {
+        let b = e.budget(self.quick);
+        let mut command = format!(
+            "cargo run --release --example dit_experiments -- {}",
+            e.name()
+        );
+        if self.quick {
+            command.push_str(" --quick");
+        }
+        let flags = [
+            ("seed", (self.seed != 0).then(|| self.seed.to_string())),
+            ("steps", self.steps.map(|v| v.to_string())),
+            ("batch", self.batch.map(|v| v.to_string())),
+            ("per-class", self.per_class.map(|v| v.to_string())),
+            ("sample-steps", self.sample_steps.map(|v| v.to_string())),
+            ("vae-steps", self.vae_steps.map(|v| v.to_string())),
+            ("tiny-setup", self.tiny_setup.map(|v| v.to_string())),
+        ];
+        for (flag, value) in flags {
+            if let Some(v) = value {
+                command.push_str(&format!(" --{flag} {v}"));
+            }
+        }
+        Context {
+            name: e.name(),
+            dir: self.out.join(e.name()),
+            out: self.out.clone(),
+            demo_dir: self.demo_dir.clone(),
+            quick: self.quick,
+            seed: self.seed,
+            steps: self.steps.unwrap_or(b.steps),
+            batch: self.batch.unwrap_or(64),
+            per_class: self.per_class.unwrap_or(b.per_class),
+            sample_steps: self.sample_steps.unwrap_or(50),
+            guidance: e.guidance(),
+            command,
+        }
+    }
+
+    fn setup_options(&self, ctx: &Context) -> SetupOptions {
+        let mut classifier = ClassifierTrainOptions::default();
+        if let Some(n) = self.tiny_setup {
+            classifier.n_train = n;
+            classifier.n_held_out = (n / 5).max(10);
+            classifier.steps = 5;
+        }
+        SetupOptions {
+            demo_dir: self.demo_dir.clone(),
+            dir: self.out.join("setup"),
+            classifier_cache: self.classifier_cache.clone(),
+            seed: self.seed,
+            vae_steps: self.vae_steps.unwrap_or(TrainVaeOptions::default().steps),
+            images: self.tiny_setup,
+            classifier,
+            real: 2 * 10 * ctx.per_class,
+        }
+    }
+}
+
+/// Runs the experiment(s) `args` names, writes their files, prints their headline lines (for
+/// `all`, one more line gathering them); returns the headlines.
+pub fn run(args: &ExperimentArgs) -> Result<Vec<Json>> {
+    let experiments = Experiment::parse(&args.experiment)?;
+    let start = Instant::now();
+    let mut headlines = Vec::new();
+    for e in &experiments {
+        headlines.push(run_one(args, *e)?);
+    }
+    if experiments.len() > 1 {
+        let all = Json::obj([
+            ("experiment", Json::str("all")),
+            ("quick", Json::Bool(args.quick)),
+            ("wall_seconds", Json::num(start.elapsed().as_secs_f64(), 1)),
+            (
+                "results",
+                Json::obj(
+                    experiments
+                        .iter()
+                        .zip(&headlines)
+                        .map(|(e, h)| (e.name(), h.clone())),
+                ),
+            ),
+        ]);
+        println!("{}", all.to_line());
+    }
+    Ok(headlines)
+}
+
+fn run_one(args: &ExperimentArgs, e: Experiment) -> Result<Json> {
+    let start = Instant::now();
+    let ctx = args.context(e);
+    println!(
+        "\n=== experiment {} ({}): {} steps of batch {}, {} samples per class, seed {} ===",
+        ctx.name,
+        if ctx.quick { "quick" } else { "full" },
+        ctx.steps,
+        ctx.batch,
+        ctx.per_class,
+        ctx.seed
+    );
+    let setup = Setup::prepare(&args.setup_options(&ctx))?;
+    let outcome = match e {
+        Experiment::Scaling => scaling::run(&ctx, &setup)?,
+        Experiment::Conditioning => conditioning::run(&ctx, &setup)?,
+        Experiment::UnetVsDit => unet_vs_dit::run(&ctx, &setup)?,
+        Experiment::Guidance => guidance::run(&ctx, &setup)?,
+        Experiment::Samplers => samplers::run(&ctx, &setup)?,
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let scored = match e {
+        Experiment::Guidance => format!("DDIM {} steps at every scale", ctx.sample_steps),
+        Experiment::Samplers => format!("each sampler at guidance {}", ctx.guidance),
+        _ => format!(
+            "DDIM {} steps at guidance {}",
+            ctx.sample_steps, ctx.guidance
+        ),
+    };
+    let settings = format!(
+        "Command: `{}` ({} setting: {} training steps of batch {}, {} samples per class scored with \
+         {scored}, seed {}). Setup: {}. Wall time {:.0} s (setup {:.0} s).\n\n",
+        ctx.command,
+        if ctx.quick { "quick" } else { "full" },
+        ctx.steps,
+        ctx.batch,
+        ctx.per_class,
+        ctx.seed,
+        setup.provenance.join("; "),
+        wall,
+        setup.seconds
+    );
+    let mut head = vec![
+        ("experiment".to_string(), Json::str(ctx.name)),
+        ("quick".to_string(), Json::Bool(ctx.quick)),
+        ("steps".to_string(), Json::Num(ctx.steps as f64)),
+        ("per_class".to_string(), Json::Num(ctx.per_class as f64)),
+        ("seed".to_string(), Json::Num(ctx.seed as f64)),
+    ];
+    head.extend(outcome.headline);
+    head.push(("wall_seconds".into(), Json::num(wall, 1)));
+    let headline = Json::Obj(head);
+    let full = Json::obj([
+        ("command", Json::str(ctx.command.as_str())),
+        ("headline", headline.clone()),
+        (
+            "setup",
+            Json::Arr(
+                setup
+                    .provenance
+                    .iter()
+                    .map(|p| Json::str(p.as_str()))
+                    .collect(),
+            ),
+        ),
+        ("results", outcome.full),
+    ]);
+    let w = write_outputs(
+        &ctx.dir,
+        ctx.name,
+        &outcome.title,
+        &(settings + &outcome.body),
+        &full,
+    )?;
+    println!(
+        "\nwrote {}, {} and {} in {wall:.0} s",
+        w.png.display(),
+        w.md.display(),
+        w.json.display()
+    );
+    println!("{}", headline.to_line());
+    Ok(headline)
+}

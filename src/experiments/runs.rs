@@ -1,0 +1,328 @@
+//! One trained model and one score: the demo's training recipe at an experiment's steps and
+//! batch, and the scoring of `minisora evaluate` (class accuracy and Fréchet distance with its
+//! floor) against the setup's classifier and real digits — by DDIM through the same
+//! [`sample_grid`] as `evaluate`, or by any sampler with its wall time measured.
+
+use super::setup::Setup;
+use super::Context;
+use crate::demo::{DemoOptions, DEMO_DIT, DEMO_GUIDANCE};
+use crate::diffusion::sample_images::{sample_grid, to_pixels, FigureOptions};
+use crate::diffusion::TrainImagesReport;
+use crate::diffusion::{Denoiser, Guided, SampleOptions, SamplerKind, TrainImagesOptions};
+use crate::dit::DiTConfig;
+use crate::error::{Error, Result};
+use crate::io::checkpoint::read_metadata;
+use crate::metrics::{evaluate, EvalReport};
+use crate::models::{load_model, train_dit, Loaded};
+use crate::tensor::{init, rng};
+use crate::unet::train::train_unet;
+use crate::unet::UNetConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{concatenate, Axis};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// DDIM steps of the small sample grid each training run draws for its own figures.
+const FIGURE_STEPS: usize = 25;
+/// Samples per class of that grid.
+const FIGURE_PER_CLASS: usize = 2;
+/// Samples per sampler call, as [`sample_grid`]'s, so DDIM here draws its very samples.
+const CHUNK: usize = 40;
+
+/// A model to train.
+#[derive(Clone, Debug)]
+pub enum Model {
+    DiT(DiTConfig),
+    UNet(UNetConfig),
+}
+
+/// One run of an experiment: a label for the table, the model, its peak learning rate.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub label: String,
+    pub model: Model,
+    pub lr: f32,
+}
+
+/// A score: the evaluation and how long the sampling took (model and sampler only).
+#[derive(Clone, Debug)]
+pub struct Score {
+    pub eval: EvalReport,
+    pub sample_seconds: f64,
+}
+
+/// A trained and scored run.
+pub struct Run {
+    pub spec: RunSpec,
+    pub report: TrainImagesReport,
+    /// Mean loss of the last 10 % of the steps.
+    pub final_loss: f64,
+    pub score: Score,
+}
+
+/// The mean of the last `frac` of `losses` (at least one).
+pub fn tail_mean(losses: &[f32], frac: f64) -> f64 {
+    let k = ((losses.len() as f64 * frac).ceil() as usize).clamp(1, losses.len().max(1));
+    let tail = &losses[losses.len().saturating_sub(k)..];
+    tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len().max(1) as f64
+}
+
+/// `DiT-tiny/2` → `DiT-tiny-2`: a label as a folder name.
+pub fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The demo's recipe (warm-up, cosine decay, clipping, lr 3e-3, batch 64) at the context's
+/// steps, batch and seed, on the setup's latents, writing into `out`.
+pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainImagesOptions {
+    let demo = DemoOptions {
+        seed: ctx.seed,
+        dit_steps: ctx.steps,
+        batch: ctx.batch,
+        guidance: ctx.guidance,
+        sample_steps: FIGURE_STEPS.min(ctx.sample_steps),
+        ..DemoOptions::default()
+    };
+    TrainImagesOptions {
+        out,
+        samples_per_class: FIGURE_PER_CLASS.min(ctx.per_class),
+        ..demo.dit_train_options(setup.latents.clone(), setup.vae_path.clone())
+    }
+}
+
+/// Trains `spec` with the demo's recipe at its own learning rate, then scores it with DDIM at
+/// the context's guidance.
+pub fn train_and_score(ctx: &Context, setup: &Setup, spec: &RunSpec) -> Result<Run> {
+    let out = ctx.dir.join("runs").join(slug(&spec.label));
+    let opts = TrainImagesOptions {
+        lr: spec.lr,
+        ..train_options(ctx, setup, out)
+    };
+    println!(
+        "\n{}: {} ({} steps of batch {}, lr {})",
+        ctx.name, spec.label, opts.steps, opts.batch, opts.lr
+    );
+    let report = match &spec.model {
+        Model::DiT(c) => train_dit(c, &opts)?,
+        Model::UNet(c) => train_unet(c, &opts)?,
+    };
+    let loaded = load_model(&report.checkpoint)?;
+    let score = score_ddim(ctx, setup, &loaded, ctx.guidance)?;
+    println!("{}: {}", spec.label, score.eval);
+    Ok(Run {
+        spec: spec.clone(),
+        final_loss: tail_mean(&report.losses, 0.1),
+        report,
+        score,
+    })
+}
+
+/// Scores `loaded` as `minisora evaluate` does: `ctx.per_class` samples of every class with
+/// DDIM over `ctx.sample_steps` steps at `guidance`, decoded, against the real digits.
+pub fn score_ddim(ctx: &Context, setup: &Setup, loaded: &Loaded, guidance: f32) -> Result<Score> {
+    let null = null_label(loaded)?;
+    let fig = FigureOptions {
+        shape: loaded.shape,
+        classes: loaded.num_classes,
+        null_label: Some(null),
+        guidance,
+        sample_steps: ctx.sample_steps,
+        per_class: ctx.per_class,
+        scale: loaded.scale,
+        seed: ctx.seed,
+        out: PathBuf::new(),
+    };
+    let start = Instant::now();
+    let samples = sample_grid(&loaded.model, &loaded.diffusion, &fig, false, 0)?;
+    let sample_seconds = start.elapsed().as_secs_f64();
+    judge(setup, loaded, &samples.x, &samples.labels, sample_seconds)
+}
+
+/// `ctx.per_class` samples of every class with `kind` over `steps` respaced steps at
+/// `guidance`, timed (model and sampler, not the decoding), ticking `bar` once per step.
+pub fn score_sampler(
+    ctx: &Context,
+    setup: &Setup,
+    loaded: &Loaded,
+    kind: SamplerKind,
+    steps: usize,
+    guidance: f32,
+    bar: &ProgressBar,
+) -> Result<Score> {
+    let null = null_label(loaded)?;
+    let d = &loaded.diffusion;
+    // The respacing `minisora sample` uses: DDIM's even stride when it exists.
+    let spaced = match kind {
+        SamplerKind::Ddim { .. } => d
+            .respace_spec(&format!("ddim{steps}"))
+            .or_else(|_| d.respace_spec(&steps.to_string()))?,
+        SamplerKind::Ddpm => d.respace_spec(&steps.to_string())?,
+    };
+    let classes = loaded.num_classes.min(10);
+    let n = classes * ctx.per_class;
+    let labels: Vec<usize> = (0..n).map(|i| i / ctx.per_class).collect();
+    let (c, h, w) = loaded.shape;
+    // The noise of `sample_grid`, so DDIM draws the samples `score_ddim` does.
+    let noise = init::normal(&[n, c, h, w], 1.0, &mut rng(ctx.seed ^ 0x5a3e)); // x_T
+    let guided = Guided {
+        model: &loaded.model,
+        scale: guidance,
+        null_label: null,
+        channels: c,
+    };
+    let model: &dyn Denoiser = if guidance != 1.0 {
+        &guided
+    } else {
+        &loaded.model
+    };
+    let opts = SampleOptions {
+        kind,
+        clip_x0: false,
+    };
+    let mut r = rng(ctx.seed ^ 0xd0d1);
+    let start = Instant::now();
+    let mut parts = Vec::new();
+    for from in (0..n).step_by(CHUNK) {
+        let to = (from + CHUNK).min(n);
+        let x_t = noise.slice_axis(Axis(0), (from..to).into()).to_owned();
+        let shape = x_t.shape().to_vec();
+        let y = &labels[from..to];
+        parts.push(spaced.sample(
+            model,
+            &shape,
+            Some(x_t),
+            Some(y),
+            opts,
+            &mut r,
+            &mut |_, _, _| bar.inc(1),
+        ));
+    }
+    let sample_seconds = start.elapsed().as_secs_f64();
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let x = concatenate(Axis(0), &views).expect("chunks share their shape");
+    judge(setup, loaded, &x, &labels, sample_seconds)
+}
+
+/// Decodes model-space samples and evaluates them against the first `2N` real digits.
+fn judge(
+    setup: &Setup,
+    loaded: &Loaded,
+    x: &ndarray::ArrayD<f32>,
+    labels: &[usize],
+    sample_seconds: f64,
+) -> Result<Score> {
+    let pixels = to_pixels(x, loaded.latent.then_some(&setup.vae), loaded.scale);
+    let real = setup.real_for(labels.len())?;
+    let eval = evaluate(&setup.classifier, pixels.view(), labels, real)?;
+    Ok(Score {
+        eval,
+        sample_seconds,
+    })
+}
+
+fn null_label(loaded: &Loaded) -> Result<usize> {
+    loaded.null_label.ok_or_else(|| {
+        Error::new(
+            "an unconditional checkpoint",
+            "the experiments score class-conditional models",
+        )
+    })
+}
+
+/// Sampler calls per chunk of [`score_sampler`], for sizing its progress bar.
+pub fn sampler_calls(ctx: &Context, steps: usize) -> u64 {
+    (10 * ctx.per_class).div_ceil(CHUNK) as u64 * steps as u64
+}
+
+/// Prints `line` above `bar` (or plainly when the bar is hidden, off a terminal).
+pub fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// A progress bar (stderr; hidden off a terminal).
+pub fn progress(len: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// The DiT the guidance and sampler experiments share: the demo's DiT-tiny/2 when the setup
+/// is the demo's and it is there; else `<out>/reference/dit.safetensors` if it was trained
+/// with these steps, batch, seed and latents; else trained there now with the demo's recipe.
+/// Returns the checkpoint and a sentence on where it came from.
+pub fn reference_dit(ctx: &Context, setup: &Setup) -> Result<(PathBuf, String)> {
+    let demo = DemoOptions {
+        out: ctx.demo_dir.clone(),
+        ..DemoOptions::default()
+    };
+    let demo_ckpt = demo.dit_checkpoint();
+    if setup.from_demo && demo_ckpt.is_file() {
+        let steps = read_metadata(&demo_ckpt)?
+            .get("train.steps")
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        return Ok((
+            demo_ckpt.clone(),
+            format!(
+                "the demo's {DEMO_DIT} ({}, {steps} steps)",
+                demo_ckpt.display()
+            ),
+        ));
+    }
+    let out = ctx.out.join("reference");
+    let ckpt = out.join("dit.safetensors");
+    let opts = TrainImagesOptions {
+        guidance: DEMO_GUIDANCE,
+        ..train_options(ctx, setup, out)
+    };
+    if ckpt.is_file() {
+        let m = read_metadata(&ckpt)?;
+        let same = |k: &str, v: String| m.get(k) == Some(&v);
+        if same("train.steps", opts.steps.to_string())
+            && same("train.batch", opts.batch.to_string())
+            && same("train.seed", opts.seed.to_string())
+            && same("train.data", opts.data.name())
+        {
+            return Ok((
+                ckpt.clone(),
+                format!(
+                    "{DEMO_DIT} reused from {} ({} steps)",
+                    ckpt.display(),
+                    opts.steps
+                ),
+            ));
+        }
+    }
+    println!(
+        "\n{}: training the reference {DEMO_DIT} ({} steps)",
+        ctx.name, opts.steps
+    );
+    let config = DiTConfig::named(DEMO_DIT, 8, 4, 10)?;
+    let report = train_dit(&config, &opts)?;
+    Ok((
+        report.checkpoint.clone(),
+        format!(
+            "{DEMO_DIT} trained into {} with the demo's recipe ({} steps)",
+            report.checkpoint.display(),
+            opts.steps
+        ),
+    ))
+}
