@@ -4,9 +4,9 @@
 //! scored unguided. The paper: adaLN-Zero has the lowest FID at every point of training and
 //! is also the cheapest in Gflops after in-context; adaLN without the zero start trails it.
 
-use super::plot::{draw, smoothed, Bars, Line, Lines, Panel};
-use super::report::{percent, Json, Table};
-use super::runs::{train_and_score, Model, Run, RunSpec};
+use super::plot::{draw, loss_lines, Bars, Lines, Panel};
+use super::report::Json;
+use super::runs::{run_fields, runs_table, train_all, Model, RunSpec};
 use super::setup::Setup;
 use super::{Context, Outcome};
 use crate::demo::{DEMO_DIT, DEMO_LR};
@@ -32,33 +32,10 @@ pub fn specs() -> Result<Vec<RunSpec>> {
 
 pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     let specs = specs()?;
-    let mut runs: Vec<Run> = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        println!("\n[{}/{}] {DEMO_DIT}, {}", i + 1, specs.len(), spec.label);
-        runs.push(train_and_score(ctx, setup, spec)?);
-    }
+    let runs = train_all(ctx, setup, &specs, &format!("{DEMO_DIT}, "))?;
     let floor = runs[0].score.eval.frechet_floor;
 
-    let mut table = Table::new(&[
-        "conditioning",
-        "params",
-        "Gflops",
-        "final loss",
-        "accuracy",
-        "Fréchet",
-        "train img/s",
-    ]);
-    for r in &runs {
-        table.push(vec![
-            r.spec.label.clone(),
-            r.report.params.to_string(),
-            format!("{:.4}", r.report.gflops),
-            format!("{:.4}", r.final_loss),
-            percent(r.score.eval.accuracy),
-            format!("{:.1}", r.score.eval.frechet),
-            format!("{:.0}", r.report.images_per_second),
-        ]);
-    }
+    let table = runs_table("conditioning", &runs);
     let stride = (ctx.steps as usize / 200).max(1);
     draw(
         &ctx.dir.join("conditioning.png"),
@@ -69,14 +46,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 y_label: "loss (log)".into(),
                 log_x: false,
                 log_y: true,
-                series: runs
-                    .iter()
-                    .map(|r| Line {
-                        name: r.spec.label.clone(),
-                        points: smoothed(&r.report.losses, 0.98, stride),
-                        ..Line::default()
-                    })
-                    .collect(),
+                series: loss_lines(&runs, stride),
                 ..Lines::default()
             }),
             Panel::Bars(Bars {
@@ -101,21 +71,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     );
     let rows = runs
         .iter()
-        .map(|r| {
-            Json::obj([
-                ("conditioning", Json::str(r.spec.label.as_str())),
-                ("params", Json::Num(r.report.params as f64)),
-                ("gflops", Json::num(r.report.gflops, 6)),
-                ("final_loss", Json::num(r.final_loss, 5)),
-                ("accuracy", Json::num(r.score.eval.accuracy, 6)),
-                ("frechet", Json::num(r.score.eval.frechet, 6)),
-                ("frechet_floor", Json::num(r.score.eval.frechet_floor, 6)),
-                (
-                    "train_images_per_second",
-                    Json::num(r.report.images_per_second, 1),
-                ),
-            ])
-        })
+        .map(|r| Json::obj(run_fields("conditioning", r)))
         .collect();
     Ok(Outcome {
         title: format!("Conditioning: four ways into {DEMO_DIT}"),

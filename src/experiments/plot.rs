@@ -300,3 +300,14 @@ pub fn smoothed(losses: &[f32], beta: f64, stride: usize) -> Vec<(f64, f64)> {
     }
     out
 }
+
+/// Each run's training loss as one line, smoothed (moving average 0.98), every `stride` steps.
+pub fn loss_lines(runs: &[super::runs::Run], stride: usize) -> Vec<Line> {
+    runs.iter()
+        .map(|r| Line {
+            name: r.spec.label.clone(),
+            points: smoothed(&r.report.losses, 0.98, stride),
+            ..Line::default()
+        })
+        .collect()
+}

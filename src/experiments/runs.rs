@@ -3,6 +3,7 @@
 //! floor) against the setup's classifier and real digits — by DDIM through the same
 //! [`sample_grid`] as `evaluate`, or by any sampler with its wall time measured.
 
+use super::report::{percent, Json, Table};
 use super::setup::Setup;
 use super::Context;
 use crate::demo::{DemoOptions, DEMO_DIT, DEMO_GUIDANCE};
@@ -58,6 +59,65 @@ pub struct Run {
     /// Mean loss of the last 10 % of the steps.
     pub final_loss: f64,
     pub score: Score,
+}
+
+/// Trains and scores every spec in turn, announcing each as `[i/n] <prefix><label>`.
+pub fn train_all(
+    ctx: &Context,
+    setup: &Setup,
+    specs: &[RunSpec],
+    prefix: &str,
+) -> Result<Vec<Run>> {
+    let mut runs = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        println!("\n[{}/{}] {prefix}{}", i + 1, specs.len(), spec.label);
+        runs.push(train_and_score(ctx, setup, spec)?);
+    }
+    Ok(runs)
+}
+
+/// The table of trained runs: `first` (the label's column), params, Gflops, final loss,
+/// accuracy, Fréchet distance, training img/s.
+pub fn runs_table(first: &str, runs: &[Run]) -> Table {
+    let mut table = Table::new(&[
+        first,
+        "params",
+        "Gflops",
+        "final loss",
+        "accuracy",
+        "Fréchet",
+        "train img/s",
+    ]);
+    for r in runs {
+        table.push(vec![
+            r.spec.label.clone(),
+            r.report.params.to_string(),
+            format!("{:.4}", r.report.gflops),
+            format!("{:.4}", r.final_loss),
+            percent(r.score.eval.accuracy),
+            format!("{:.1}", r.score.eval.frechet),
+            format!("{:.0}", r.report.images_per_second),
+        ]);
+    }
+    table
+}
+
+/// A run's JSON fields: its label under `key`, then params, Gflops, final loss, accuracy,
+/// Fréchet distance with its floor and training img/s (an experiment may append more).
+pub fn run_fields(key: &'static str, r: &Run) -> Vec<(&'static str, Json)> {
+    vec![
+        (key, Json::str(r.spec.label.as_str())),
+        ("params", Json::Num(r.report.params as f64)),
+        ("gflops", Json::num(r.report.gflops, 6)),
+        ("final_loss", Json::num(r.final_loss, 5)),
+        ("accuracy", Json::num(r.score.eval.accuracy, 6)),
+        ("frechet", Json::num(r.score.eval.frechet, 6)),
+        ("frechet_floor", Json::num(r.score.eval.frechet_floor, 6)),
+        (
+            "train_images_per_second",
+            Json::num(r.report.images_per_second, 1),
+        ),
+    ]
 }
 
 /// The mean of the last `frac` of `losses` (at least one).

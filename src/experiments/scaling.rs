@@ -5,8 +5,8 @@
 //! Gflops) gives better samples.
 
 use super::plot::{draw, Corner, Line, Lines, Panel};
-use super::report::{percent, Json, Table};
-use super::runs::{train_and_score, Model, Run, RunSpec};
+use super::report::Json;
+use super::runs::{run_fields, runs_table, train_all, Model, Run, RunSpec};
 use super::setup::Setup;
 use super::{Context, Outcome};
 use crate::demo::DEMO_LR;
@@ -63,33 +63,10 @@ pub fn rank_correlation(a: &[f64], b: &[f64]) -> f64 {
 
 pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     let specs = specs()?;
-    let mut runs: Vec<Run> = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        println!("\n[{}/{}] {}", i + 1, specs.len(), spec.label);
-        runs.push(train_and_score(ctx, setup, spec)?);
-    }
+    let runs = train_all(ctx, setup, &specs, "")?;
     let floor = runs[0].score.eval.frechet_floor;
 
-    let mut table = Table::new(&[
-        "config",
-        "params",
-        "Gflops",
-        "final loss",
-        "accuracy",
-        "Fréchet",
-        "train img/s",
-    ]);
-    for r in &runs {
-        table.push(vec![
-            r.spec.label.clone(),
-            r.report.params.to_string(),
-            format!("{:.4}", r.report.gflops),
-            format!("{:.4}", r.final_loss),
-            percent(r.score.eval.accuracy),
-            format!("{:.1}", r.score.eval.frechet),
-            format!("{:.0}", r.report.images_per_second),
-        ]);
-    }
+    let table = runs_table("config", &runs);
 
     // One line per size, from patch 8 to patch 2: the same parameters, more tokens.
     let per_size = |value: &dyn Fn(&Run) -> f64| -> Vec<Line> {
@@ -164,21 +141,10 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     let rows = runs
         .iter()
         .map(|r| {
-            Json::obj([
-                ("config", Json::str(r.spec.label.as_str())),
-                ("params", Json::Num(r.report.params as f64)),
-                ("gflops", Json::num(r.report.gflops, 6)),
-                ("final_loss", Json::num(r.final_loss, 5)),
-                ("accuracy", Json::num(r.score.eval.accuracy, 6)),
-                ("frechet", Json::num(r.score.eval.frechet, 6)),
-                ("frechet_floor", Json::num(r.score.eval.frechet_floor, 6)),
-                (
-                    "train_images_per_second",
-                    Json::num(r.report.images_per_second, 1),
-                ),
-                ("train_seconds", Json::num(r.report.train_seconds, 1)),
-                ("losses_tail_fraction", Json::num(0.1, 2)),
-            ])
+            let mut fields = run_fields("config", r);
+            fields.push(("train_seconds", Json::num(r.report.train_seconds, 1)));
+            fields.push(("losses_tail_fraction", Json::num(0.1, 2)));
+            Json::obj(fields)
         })
         .collect();
     Ok(Outcome {

@@ -5,9 +5,9 @@
 //! variance, so their losses are the same ε-MSE and comparable (the demo's DiT also learns
 //! the variance, which adds the variational-bound term to its loss).
 
-use super::plot::{draw, smoothed, Bars, Line, Lines, Panel};
+use super::plot::{draw, loss_lines, Bars, Lines, Panel};
 use super::report::{percent, Json, Table};
-use super::runs::{train_and_score, Model, Run, RunSpec};
+use super::runs::{run_fields, train_all, Model, RunSpec};
 use super::setup::Setup;
 use super::{Context, Outcome};
 use crate::demo::{DEMO_DIT, DEMO_LR};
@@ -70,11 +70,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
             lr: DEMO_LR,
         },
     ];
-    let mut runs: Vec<Run> = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        println!("\n[{}/{}] {}", i + 1, specs.len(), spec.label);
-        runs.push(train_and_score(ctx, setup, spec)?);
-    }
+    let runs = train_all(ctx, setup, &specs, "")?;
     let floor = runs[0].score.eval.frechet_floor;
     let mut table = Table::new(&[
         "model",
@@ -110,14 +106,7 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
                 x_label: "step".into(),
                 y_label: "loss (log)".into(),
                 log_y: true,
-                series: runs
-                    .iter()
-                    .map(|r| Line {
-                        name: r.spec.label.clone(),
-                        points: smoothed(&r.report.losses, 0.98, stride),
-                        ..Line::default()
-                    })
-                    .collect(),
+                series: loss_lines(&runs, stride),
                 ..Lines::default()
             }),
             Panel::Bars(Bars {
@@ -149,21 +138,10 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     let rows = runs
         .iter()
         .map(|r| {
-            Json::obj([
-                ("model", Json::str(r.spec.label.as_str())),
-                ("lr", Json::Num(r.spec.lr as f64)),
-                ("params", Json::Num(r.report.params as f64)),
-                ("gflops", Json::num(r.report.gflops, 6)),
-                ("final_loss", Json::num(r.final_loss, 5)),
-                ("accuracy", Json::num(r.score.eval.accuracy, 6)),
-                ("frechet", Json::num(r.score.eval.frechet, 6)),
-                ("frechet_floor", Json::num(r.score.eval.frechet_floor, 6)),
-                (
-                    "train_images_per_second",
-                    Json::num(r.report.images_per_second, 1),
-                ),
-                ("sample_seconds", Json::num(r.score.sample_seconds, 2)),
-            ])
+            let mut fields = run_fields("model", r);
+            fields.push(("lr", Json::Num(r.spec.lr as f64)));
+            fields.push(("sample_seconds", Json::num(r.score.sample_seconds, 2)));
+            Json::obj(fields)
         })
         .collect();
     let (u, d) = (&runs[0], &runs[1]);
