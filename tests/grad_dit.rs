@@ -66,7 +66,8 @@ fn tokens(n: usize, d: usize, r: &mut Rng) -> ArrayD<f32> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
-    /// The block with respect to its tokens, the conditioning `c` and every parameter.
+    /// The block — adaLN-Zero (six modulation vectors, gated residuals) or adaLN (four, plain
+    /// residuals) — with respect to its tokens, the conditioning `c` and every parameter.
     #[test]
     fn dit_block_gradients_match_finite_differences(
         b in 1usize..3,
@@ -74,11 +75,17 @@ proptest! {
         heads in 1usize..4,
         per in 2usize..5,
         ratio in 1usize..3,
+        gated in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let d = heads * per;
         let mut r = rng(seed ^ 0xb10c);
-        let mut block = DiTBlock::new(d, heads, ratio * d, &mut r);
+        let mut block = if gated {
+            DiTBlock::new(d, heads, ratio * d, &mut r)
+        } else {
+            DiTBlock::adaln(d, heads, ratio * d, &mut r)
+        };
+        prop_assert_eq!(block.gated(), gated);
         randomise(&mut block, &mut r);
         let x = tokens(b * t, d, &mut r);
         let c = random_input(&[b, d], &mut r);
@@ -96,7 +103,7 @@ proptest! {
             },
             &seeded(seed),
         );
-        prop_assert!(report.passed, "b {b} t {t} heads {heads} d {d}: {report:?}");
+        prop_assert!(report.passed, "b {b} t {t} heads {heads} d {d} gated {gated}: {report:?}");
     }
 
     /// The final layer with respect to its tokens, `c` and its four parameters.

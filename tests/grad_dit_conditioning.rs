@@ -1,7 +1,8 @@
 //! Gradients of the three conditioning mechanisms besides adaLN-Zero (DiT paper, Figure 5):
-//! the adaLN block (no gates), the plain ViT block with and without cross-attention (tokens,
-//! context and every parameter), both new final layers, and the whole DiT in each of the three
-//! variants, with and without a learned variance, on the input and every parameter.
+//! the plain ViT block with and without cross-attention (tokens, context and every
+//! parameter), both new final layers, and the whole DiT in each of the three variants, with
+//! and without a learned variance, on the input and every parameter. (The adaLN block is
+//! checked with the adaLN-Zero one in `grad_dit.rs`.)
 //!
 //! As in `grad_dit.rs`, every all-zero tensor (biases, the final Linear) is first given random
 //! values ([`randomise`]), so no gradient is zero for want of a signal.
@@ -9,9 +10,7 @@
 mod support;
 
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
-use minisora::dit::{
-    Conditioning, DiT, DiTBlock, DiTConfig, FinalLayer, PlainFinalLayer, ViTBlock,
-};
+use minisora::dit::{Conditioning, DiT, DiTConfig, FinalLayer, PlainFinalLayer, ViTBlock};
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng, Rng};
@@ -64,41 +63,6 @@ fn tokens(shape: &[usize], r: &mut Rng) -> ArrayD<f32> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
-
-    /// The adaLN block (four modulation vectors, plain residuals) with respect to its tokens,
-    /// `c` and every parameter.
-    #[test]
-    fn adaln_block_gradients_match_finite_differences(
-        b in 1usize..3,
-        t in 1usize..5,
-        heads in 1usize..4,
-        per in 2usize..5,
-        ratio in 1usize..3,
-        seed in any::<u64>(),
-    ) {
-        let d = heads * per;
-        let mut r = rng(seed ^ 0xada1);
-        let mut block = DiTBlock::adaln(d, heads, ratio * d, &mut r);
-        prop_assert!(!block.gated());
-        randomise(&mut block, &mut r);
-        let x = tokens(&[b * t, d], &mut r);
-        let c = random_input(&[b, d], &mut r);
-        let report = check(
-            &mut block,
-            &[x, c],
-            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1])).into_dyn(),
-            |m, xs, dy| {
-                let c = two(&xs[1]);
-                let (y, cache) = m.forward(&two(&xs[0]), &c);
-                assert_eq!(y, m.forward_infer(&two(&xs[0]), &c));
-                let mut dc = Array2::zeros(c.raw_dim());
-                let dx = m.backward(&cache, &two(dy), &mut dc);
-                vec![dx.into_dyn(), dc.into_dyn()]
-            },
-            &seeded(seed),
-        );
-        prop_assert!(report.passed, "b {b} t {t} heads {heads} d {d}: {report:?}");
-    }
 
     /// The ViT block with respect to its tokens, the context (with cross-attention) and
     /// every parameter, the LayerNorms' affine ones included.
