@@ -3,6 +3,7 @@
 //! (GEMM blocks, per-sample adaLN, per-head attention, elementwise chunks) writes disjoint
 //! outputs and sums in a fixed order.
 
+use minisora::diffusion::Condition;
 use minisora::diffusion::TrainableDenoiser;
 use minisora::dit::{DiT, DiTConfig};
 use minisora::param::Parameters;
@@ -28,7 +29,7 @@ fn step(threads: usize) -> (ArrayD<f32>, Vec<ArrayD<f32>>) {
         let d_out = init::normal(&[batch, 8, 8, 8], 1.0, &mut r);
         let t: Vec<usize> = (0..batch).map(|i| i * 151 % 1000).collect();
         let y: Vec<usize> = (0..batch).map(|i| i % 11).collect();
-        let (out, cache) = model.forward_train(&x, &t, Some(&y));
+        let (out, cache) = model.forward_train(&x, &t, &Condition::labels(&y));
         model.backward_train(&cache, &d_out);
         let mut grads = Vec::new();
         model.visit("", &mut |_, p| grads.push(p.grad.clone()));
