@@ -1,4 +1,4 @@
-//! The image trainer shared by every image model (the U-Net of issue 5, DiT of issue 6):
+//! The image trainer shared by every image model (the U-Net, DiT):
 //! class-conditional diffusion on pixels or on VAE latents, written once against
 //! [`TrainableDenoiser`].
 //!
