@@ -1,5 +1,5 @@
-//! The 2-D chapter's pieces: seeded datasets, the sliced Wasserstein distance, the importance
-//! sampler of timesteps, and the MLP denoiser's hand-written backward.
+//! The pieces of the DDPM chapter's 2-D experiment: seeded datasets, the sliced Wasserstein
+//! distance, the importance sampler of timesteps, and the MLP denoiser's hand-written backward.
 
 use minisora::data::toy2d::{sliced_wasserstein, Toy2d};
 use minisora::diffusion::Condition;

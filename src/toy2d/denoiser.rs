@@ -1,4 +1,4 @@
-//! The toy denoiser of the 2-D chapter: a small MLP on `[x, emb(t)]`.
+//! The toy denoiser of the DDPM chapter's 2-D points: a small MLP on `[x, emb(t)]`.
 //!
 //! `x` is a batch of points `(B, D)`; `t` is embedded with the same sinusoids DiT uses
 //! ([`timestep_embedding`]) and concatenated to `x`; then `depth` blocks of Linear + SiLU and a

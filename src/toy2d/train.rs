@@ -1,4 +1,4 @@
-//! The 2-D chapter's experiment as a library function, shared by `examples/ddpm_2d.rs` and
+//! The DDPM chapter's 2-D experiment as a library function, shared by `examples/ddpm_2d.rs` and
 //! `minisora train-2d`: train a small MLP denoiser on a toy distribution, sample it with DDPM
 //! (all T = 200 steps) and DDIM (50 steps, η = 0), draw the figures, and report the sliced
 //! Wasserstein distance of the samples to fresh data, with pure noise and a second sample of the
