@@ -202,7 +202,6 @@ impl Samples {
     }
 }
 
-// ANCHOR: sample_grid
 /// Draws the grid through [`draw`] and traces the first sample of row `trace_row`;
 /// `on_step` sees every step (for a progress bar).
 pub fn sample_grid(
@@ -241,4 +240,3 @@ pub fn sample_grid(
     )?;
     Ok(Samples { x, y, trajectory })
 }
-// ANCHOR_END: sample_grid
