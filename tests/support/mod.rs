@@ -1,6 +1,8 @@
 //! Helpers shared by the gradient-check tests. Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use minisora::gradcheck::{random_input, GradCheck, Report};
 use minisora::tensor::Rng;
 use ndarray::{Array4, ArrayD, Ix4};
