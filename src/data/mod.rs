@@ -5,7 +5,9 @@
 //! - [`folder`]: a torchvision-`ImageFolder`-style loader for the reader's own pictures.
 //! - [`mnist`]: a reader for MNIST's IDX files, for readers who have them on disk.
 //! - [`toy2d`]: 2-D point clouds (swiss roll, two moons, …) for the first diffusion chapter.
-//! - [`source`]: a dataset named on the command line (`digits`, `shapes`, `mnist:DIR`, a folder).
+//! - [`source`]: a dataset named on the command line (`digits`, `shapes`,
+//!   `mnist:DIR`, a folder), and its training and held-out images.
+//! - [`split`]: seeded held-out splits stratified by class, used by every split.
 //! - [`batch`]: seeded shuffling into mini-batches, with an optional horizontal flip.
 //!
 //! Every loader returns an [`ImageDataset`]: images `(N, C, H, W)` in `[−1, 1]` with labels.
@@ -17,8 +19,10 @@ pub mod folder;
 pub mod mnist;
 pub mod shapes;
 pub mod source;
+pub mod split;
 pub mod toy2d;
 
 pub use batch::{Batch, Batcher};
 pub use dataset::ImageDataset;
 pub use source::DataSource;
+pub use split::{split_dataset, stratified_split, stratified_subset, Split};
