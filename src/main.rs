@@ -107,6 +107,9 @@ struct TrainVaeArgs {
     /// Leave out the self-attention in the middle block.
     #[arg(long)]
     no_attention: bool,
+    /// Images held out for the PSNR (stratified by class for folders and MNIST).
+    #[arg(long, default_value_t = TrainVaeOptions::default().n_held_out)]
+    held_out: usize,
     /// Seed of the data, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -143,6 +146,7 @@ impl TrainVaeArgs {
             steps: self.steps,
             batch: self.batch,
             lr: self.lr,
+            n_held_out: self.held_out,
             seed: self.seed,
             out: self.out,
             ..TrainVaeOptions::default()
