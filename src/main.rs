@@ -79,7 +79,7 @@ enum Command {
 
 #[derive(Args)]
 struct TrainVaeArgs {
-    /// digits, shapes, mnist:DIR (the folder with MNIST's IDX files) or an image folder
+    /// digits, shapes, uci-digits, mnist:DIR (the folder with MNIST's IDX files) or an image folder
     /// (one sub-folder per class, any format the image crate reads; resized to 32×32 RGB).
     #[arg(long, default_value = "digits")]
     data: String,
@@ -107,7 +107,7 @@ struct TrainVaeArgs {
     /// Leave out the self-attention in the middle block.
     #[arg(long)]
     no_attention: bool,
-    /// Images held out for the PSNR (stratified by class for folders and MNIST).
+    /// Images held out for the PSNR (stratified by class; uci-digits holds out at most its 360).
     #[arg(long, default_value_t = TrainVaeOptions::default().n_held_out)]
     held_out: usize,
     /// Seed of the data, the initialisation and the batches.
