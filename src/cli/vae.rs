@@ -10,8 +10,8 @@ use std::path::PathBuf;
 /// The flags of `minisora train-vae`.
 #[derive(Args, Clone, Debug)]
 pub struct TrainVaeArgs {
-    /// digits, shapes, mnist:DIR (the folder with MNIST's IDX files) or an image folder
-    /// (one sub-folder per class, any format the image crate reads; resized to 32×32 RGB).
+    /// digits, shapes, uci-digits, mnist:DIR (the folder with MNIST's IDX files) or an image
+    /// folder (one sub-folder per class, any format the image crate reads; resized to 32×32 RGB).
     #[arg(long, default_value = "digits")]
     pub data: String,
     /// Training steps.
@@ -38,6 +38,9 @@ pub struct TrainVaeArgs {
     /// Leave out the self-attention in the middle block.
     #[arg(long)]
     pub no_attention: bool,
+    /// Images held out for the PSNR (stratified by class; uci-digits holds out at most its 360).
+    #[arg(long, default_value_t = TrainVaeOptions::default().n_held_out)]
+    pub held_out: usize,
     /// Seed of the data, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -75,6 +78,7 @@ impl TrainVaeArgs {
             steps: self.steps,
             batch: self.batch,
             lr: self.lr,
+            n_held_out: self.held_out,
             seed: self.seed,
             out: self.out,
             ..TrainVaeOptions::default()

@@ -107,7 +107,12 @@ impl ImageDataset {
     /// The first `n` images (or all, if fewer), e.g. for a preview grid.
     pub fn take(&self, n: usize) -> ImageDataset {
         let idx: Vec<usize> = (0..n.min(self.len())).collect();
-        let (images, labels) = self.gather(&idx);
+        self.subset(&idx)
+    }
+
+    /// The images at `indices`, in that order, with their labels and every class name.
+    pub fn subset(&self, indices: &[usize]) -> ImageDataset {
+        let (images, labels) = self.gather(indices);
         ImageDataset {
             images,
             labels,

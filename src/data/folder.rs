@@ -9,7 +9,9 @@
 //! One sub-folder per class, labels from the sorted folder names; or a flat folder of pictures
 //! for one class. Any format the `image` crate reads (PNG, JPEG, GIF, BMP, WebP). Each picture
 //! is resized so its shorter side is the model's size and centre-cropped to a square
-//! (torchvision's `Resize(size)` then `CenterCrop(size)`), in grey or RGB as configured.
+//! (torchvision's `Resize(size)` then `CenterCrop(size)`), in grey or RGB as configured, so
+//! one folder may mix sizes and channel counts: a grey picture read as RGB has its value in all
+//! three channels, an RGB one read as grey is converted to luma, and alpha is dropped.
 //! Files that cannot be read are skipped and reported by name; the load fails only when no
 //! picture is readable.
 

@@ -4,7 +4,7 @@
 //! `out/vae/`, and a safetensors checkpoint whose metadata holds the config and the scale.
 
 use super::{AutoencoderKL, Recon, VaeConfig, VaeLoss};
-use crate::data::{Batcher, DataSource, ImageDataset};
+use crate::data::{Batcher, DataSource};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, read_metadata, save_checkpoint};
 use crate::io::image::{save_grid, GridLayout};
@@ -26,9 +26,10 @@ pub struct TrainVaeOptions {
     pub steps: u64,
     pub batch: usize,
     pub lr: f32,
-    /// Training images (the first ones of the dataset).
+    /// Training images (at most; a folder may have fewer).
     pub n_train: usize,
-    /// Held-out images after them, never trained on, for the PSNR.
+    /// Held-out images, never trained on, for the PSNR: every class in proportion (see
+    /// [`DataSource::load_split`]).
     pub n_held_out: usize,
     pub seed: u64,
     /// Figures and the checkpoint go here.
@@ -145,27 +146,17 @@ pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
     crate::tensor::heap::retain_freed_memory();
     let mut config = opts.config.clone();
     config.in_channels = opts.data.channels();
-    let all = opts
-        .data
-        .load(opts.n_train + opts.n_held_out, 32, opts.seed)?;
-    if all.len() <= opts.n_held_out {
+    if opts.n_held_out < 2 {
         return Err(Error::new(
-            format!(
-                "{} has {} images, fewer than the {} held out for testing",
-                opts.data.name(),
-                all.len(),
-                opts.n_held_out
-            ),
-            "add images, or hold out fewer",
+            format!("{} held-out images", opts.n_held_out),
+            "hold out at least 2 (the interpolation figure runs between two of them)",
         ));
     }
-    let split = all.len() - opts.n_held_out;
-    let train = ImageDataset::new(
-        all.images.slice(s![..split, .., .., ..]).to_owned(),
-        all.labels[..split].to_vec(),
-        all.class_names.clone(),
-    )?;
-    let held_out = all.images.slice(s![split.., .., .., ..]).to_owned();
+    // Seeded and stratified by class for folders and MNIST; see `DataSource::load_split`.
+    let (train, held_out) = opts
+        .data
+        .load_split(opts.n_train, opts.n_held_out, 32, opts.seed)?;
+    let held_out = held_out.images;
 
     let mut r = rng(opts.seed);
     let mut model = AutoencoderKL::new(config.clone(), &mut r)?;
