@@ -11,9 +11,9 @@
 //!
 //! which is PyTorch's `GELU(approximate="tanh")` up to float rounding.
 
-use super::simd::avx2_twin;
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
+use crate::tensor::simd::avx2_twin;
 use crate::tensor::{init, Rng};
 use ndarray::Array2;
 use rayon::prelude::*;

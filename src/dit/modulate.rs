@@ -14,7 +14,7 @@
 //! one task per sample: each writes its own rows and its own row of the `(B, D)` gradients,
 //! summing over its `T` tokens in order, so results do not depend on the thread count.
 
-use super::simd::avx2_twin;
+use crate::tensor::simd::avx2_twin;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
