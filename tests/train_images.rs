@@ -8,11 +8,11 @@ mod support;
 use minisora::data::DataSource;
 use minisora::diffusion::train_images::drop_labels;
 use minisora::diffusion::{
-    timestep_embedding, train_images, BetaSchedule, Denoiser, Diffusion, ImageSource, LossType,
-    ModelInfo, Prediction, Schedule, TrainData, TrainImagesOptions, TrainableDenoiser,
-    VarianceType,
+    train_images, BetaSchedule, Denoiser, Diffusion, ImageSource, LossType, ModelInfo, Prediction,
+    Schedule, TrainData, TrainImagesOptions, TrainableDenoiser, VarianceType,
 };
 use minisora::io::checkpoint::{load_checkpoint, read_metadata};
+use minisora::nn::timestep_embedding;
 use minisora::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
 use minisora::param::{join, Param, Parameters};
 use minisora::tensor::{rng, Rng};

@@ -5,7 +5,7 @@
 //! final Linear produce the prediction `(B, D)` (or `(B, 2D)` with a learned variance).
 
 use super::model::Denoiser;
-use super::timestep::timestep_embedding;
+use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

@@ -33,7 +33,7 @@ pub use model::{Denoiser, Diffusion, LossType, PMeanVar, Prediction, VarianceTyp
 pub use respace::space_timesteps;
 pub use sampler::{SampleOptions, SamplerKind};
 pub use schedule::{BetaSchedule, Schedule};
-pub use timestep::{sample_uniform, timestep_embedding, LossSecondMomentSampler};
+pub use timestep::{sample_uniform, LossSecondMomentSampler};
 pub use train_images::{train_images, ModelInfo, TrainImagesOptions, TrainImagesReport};
 pub use train_step::{train_step, StepBatch, StepOptimizer, StepTimes};
 pub use trainable::TrainableDenoiser;

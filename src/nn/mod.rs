@@ -15,6 +15,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod softmax;
+pub mod timestep_embedding;
 pub mod upsample;
 
 pub use activation::{erf, erfc, ActivationCache, Gelu, GeluKind, Silu};
@@ -29,4 +30,5 @@ pub use linear::{xavier_linear, zero_linear, Linear, LinearCache};
 pub use loss::{l1, mse};
 pub use pool::AvgPool2x;
 pub use softmax::{Softmax, SoftmaxCache};
+pub use timestep_embedding::timestep_embedding;
 pub use upsample::Upsample2x;
