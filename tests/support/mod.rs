@@ -1,9 +1,11 @@
-//! Helpers shared by the gradient-check tests. Each test file uses some of them.
+//! Helpers shared by the test files (gradient checks, fast-vs-clear comparisons, thread
+//! determinism). Each test file uses some of them.
 #![allow(dead_code)]
 
 use minisora::gradcheck::{random_input, GradCheck, Report};
-use minisora::tensor::Rng;
-use ndarray::{Array4, ArrayD, Ix4};
+use minisora::param::Parameters;
+use minisora::tensor::{init, rng, Rng};
+use ndarray::{Array, Array2, Array3, Array4, ArrayD, Dimension, Ix2, Ix3, Ix4};
 
 /// Runs a gradient check with the default tolerances and the case's own checker seed (its
 /// `dy`, sampled coordinates and directions), so every proptest case draws fresh ones.
@@ -54,5 +56,78 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A dynamic-rank array seen as a matrix.
+pub fn two(a: &ArrayD<f32>) -> Array2<f32> {
+    a.clone().into_dimensionality::<Ix2>().unwrap()
+}
+
+/// A dynamic-rank array seen as `(B, T, C)`.
+pub fn three(a: &ArrayD<f32>) -> Array3<f32> {
+    a.clone().into_dimensionality::<Ix3>().unwrap()
+}
+
+/// Tokens of `shape` (last axis `D`): standard normal plus a ramp from −3 to 3 along each
+/// row. A LayerNorm's output curves like $1/\sigma^2$ in its input; the ramp keeps every
+/// row's σ away from 0 so a checker's step stays small against that curvature (see
+/// `grad_layernorm.rs`).
+pub fn tokens(shape: &[usize], r: &mut Rng) -> ArrayD<f32> {
+    let d = *shape.last().unwrap();
+    let mut x = random_input(shape, r);
+    for (k, v) in x.iter_mut().enumerate() {
+        *v += 3.0 * (2.0 * (k % d) as f32 / (d.max(2) - 1) as f32 - 1.0);
+    }
+    x
+}
+
+/// Gives every all-zero tensor (adaLN modulations, zero-initialised Linears and convs, zero
+/// biases) PyTorch's default uniform ±1/√fan_in, so each gradient has something to check
+/// and no gate is closed.
+pub fn randomise_zeros(model: &mut impl Parameters, r: &mut Rng) {
+    model.visit("", &mut |_, p| {
+        if p.value.iter().all(|&v| v == 0.0) {
+            let fan_in: usize = if p.shape().len() > 1 {
+                p.shape()[1..].iter().product()
+            } else {
+                p.len()
+            };
+            p.value = init::torch_default(p.shape(), fan_in.max(1), r);
+        }
+    });
+}
+
+/// Gives every parameter `N(0, std²)` values from `seed`, so nothing is zero and no gate is
+/// closed.
+pub fn randomise_normal(model: &mut impl Parameters, std: f32, seed: u64) {
+    let mut r = rng(seed);
+    model.visit("", &mut |_, p| {
+        p.value = init::normal(p.shape(), std, &mut r);
+    });
+}
+
+/// Every parameter's gradient, in the model's walk order.
+pub fn grads(model: &mut impl Parameters) -> Vec<(String, ArrayD<f32>)> {
+    let mut g = Vec::new();
+    model.visit("", &mut |name, p| {
+        g.push((name.to_string(), p.grad.clone()))
+    });
+    g
+}
+
+/// $\max_i |a_i - b_i| / \max_i |b_i|$: the error of `a` relative to the scale of `b`.
+pub fn rel_err<D: Dimension>(a: &Array<f32, D>, b: &Array<f32, D>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    let err = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    let scale = b.iter().map(|y| y.abs()).fold(0.0, f32::max);
+    if err == 0.0 {
+        0.0
+    } else {
+        err / scale.max(f32::MIN_POSITIVE)
     }
 }
