@@ -52,6 +52,9 @@ pub fn norm_modulate_clear(
     let a = a.to_shape((n, d)).expect("B·T rows").into_owned();
     (a, NormClearCache { norm, xhat })
 }
+// ANCHOR_END: modulate_clear
+
+// ANCHOR: modulate_clear_backward
 
 /// Backward of [`norm_modulate_clear`]: given `da` (B·T, D), adds $\partial L/\partial x$ into
 /// `dx` and returns $\partial L/\partial\beta_b$ and $\partial L/\partial\gamma_b$, each (B, D).
@@ -73,7 +76,7 @@ pub fn norm_modulate_clear_backward(
     *dx += &dx_norm.to_shape((n, d)).expect("B·T rows");
     (d_shift, d_scale)
 }
-// ANCHOR_END: modulate_clear
+// ANCHOR_END: modulate_clear_backward
 
 // ANCHOR: gated_add_clear
 /// The gated residual $x + \alpha_b \odot y$, the sample's gate broadcast over its tokens.
