@@ -324,8 +324,9 @@ fn gflops_of_each_variant_match_a_hand_count() {
     // small(): T = 16 tokens, D = 16, C·p·p = 16 inputs, MLP 64, p·p·C_out = 32, depth 2.
     let patch = 16 * 16 * 16; // T · (C·p·p) · D
     let t_mlp = 256 * 16 + 16 * 16; // 256 → D → D
-                                    // one Transformer block on n tokens: qkv + proj 4D² per token, QKᵀ and PV n²D each,
-                                    // MLP 2·D·64 per token
+
+    // one Transformer block on n tokens: qkv + proj 4D² per token, QKᵀ and PV n²D each,
+    // MLP 2·D·64 per token
     let transformer = |n: u64| n * 4 * 256 + 2 * n * n * 16 + n * 2 * 16 * 64;
     assert_eq!(transformer(16), 16384 + 8192 + 32768);
     let linear_out = 16 * 16 * 32; // the final Linear on the T image tokens

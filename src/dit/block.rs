@@ -134,8 +134,9 @@ impl DiTBlock {
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, DiTBlockCache) {
         let (n, d) = x.dim();
         let b = c.nrows();
-        let s2 = self.per_branch(); // the MLP branch's shift: chunk 3 (adaLN: 2)
-                                    // $[\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2] = W\,\mathrm{silu}(c) + b$   (B, 6D)
+        // the MLP branch's shift is chunk 3 (adaLN: 2)
+        let s2 = self.per_branch();
+        // $[\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2] = W\,\mathrm{silu}(c) + b$   (B, 6D)
         let (sc, act) = Silu.forward(c);
         let (m, ada_ln) = self.ada_ln.forward(&sc);
         // $x_1 = x + \alpha_1 \odot \mathrm{Attn}(\mathrm{LN}(x)(1 + \gamma_1) + \beta_1)$

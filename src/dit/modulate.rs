@@ -66,7 +66,8 @@ pub fn norm_modulate_clear_backward(
 ) -> (Array2<f32>, Array2<f32>) {
     let (n, d) = da.dim();
     let da = da.to_shape(cache.xhat.raw_dim()).expect("B·T rows"); // (B, T, D)
-                                                                   // $\partial L/\partial\beta_b = \sum_t da$
+
+    // $\partial L/\partial\beta_b = \sum_t da$
     let d_shift = da.sum_axis(Axis(1));
     // $\partial L/\partial\gamma_b = \sum_t da \odot \hat x$
     let d_scale = (&da * &cache.xhat).sum_axis(Axis(1));
