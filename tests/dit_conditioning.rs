@@ -12,42 +12,15 @@ use minisora::data::DataSource;
 use minisora::diffusion::{Denoiser, ImageSource, TrainImagesOptions, TrainableDenoiser};
 use minisora::dit::{dit_flops, load_dit, save_dit, Conditioning, DiT, DiTConfig, Trunk};
 use minisora::gradcheck::random_input;
-use minisora::io::checkpoint::{load_tensors, CHECKPOINT_FORMAT};
+use minisora::io::checkpoint::load_tensors;
 use minisora::models::{train_model, ModelName};
 use minisora::param::Parameters;
-use minisora::tensor::{init, rng};
+use minisora::tensor::rng;
 use minisora::unet::UNetConfig;
 use ndarray::ArrayD;
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use support::TempDir;
-
-/// 8×8×4 latents, patch 2 (T = 16), D = 16, 2 heads, depth 2, MLP 64, 10 classes.
-fn small(conditioning: Conditioning, learn_sigma: bool) -> DiTConfig {
-    DiTConfig {
-        input_size: 8,
-        patch_size: 2,
-        in_channels: 4,
-        hidden_size: 16,
-        depth: 2,
-        num_heads: 2,
-        mlp_ratio: 4.0,
-        class_dropout_prob: 0.1,
-        num_classes: 10,
-        learn_sigma,
-        conditioning,
-    }
-}
-
-/// Every parameter random (the zero-initialised final Linear included), so every path is open.
-fn randomise(model: &mut DiT, seed: u64) {
-    let mut r = rng(seed);
-    model.visit("", &mut |_, p| {
-        p.value = init::normal(p.shape(), 0.3, &mut r);
-    });
-}
+use std::collections::BTreeMap;
+use support::small_dit as small;
+use support::{randomise_normal, rewrite_checkpoint, TempDir};
 
 fn max_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     a.iter()
@@ -257,7 +230,7 @@ fn every_variant_starts_at_zero_output_through_its_zero_final_linear() {
 fn timestep_and_label_reach_the_output_of_every_variant_and_samples_do_not_mix() {
     for conditioning in Conditioning::ALL {
         let mut model = DiT::new(small(conditioning, true), &mut rng(8)).unwrap();
-        randomise(&mut model, 9);
+        randomise_normal(&mut model, 0.3, 9);
         let x = random_input(&[3, 4, 8, 8], &mut rng(10));
         let (t, y) = ([5, 400, 950], [1, 7, 10]);
         let out = model.predict(&x, &t, Some(&y));
@@ -386,31 +359,6 @@ fn gflops_of_each_variant_match_a_hand_count() {
     );
 }
 
-/// Writes the tensors of the checkpoint at `from` under the metadata of `meta_from` to `to`.
-fn rewrite(from: &Path, meta_from: &Path, to: &Path) {
-    let (tensors, _) = load_tensors(from).unwrap();
-    let (_, meta) = load_tensors(meta_from).unwrap();
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, t)| {
-            let bytes = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (n.clone(), t.shape().to_vec(), bytes)
-        })
-        .collect();
-    let views: Vec<(&str, TensorView)> = data
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.as_str(),
-                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    let mut meta: HashMap<String, String> = meta.into_iter().collect();
-    meta.insert("format".into(), CHECKPOINT_FORMAT.into());
-    std::fs::write(to, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
-}
-
 #[test]
 fn checkpoints_round_trip_each_variant_and_refuse_another_variants_tensors() {
     let tmp = TempDir::new("dit-cond");
@@ -418,7 +366,7 @@ fn checkpoints_round_trip_each_variant_and_refuse_another_variants_tensors() {
     let mut models = Vec::new();
     for (k, conditioning) in Conditioning::ALL.into_iter().enumerate() {
         let mut model = DiT::new(small(conditioning, k % 2 == 0), &mut rng(11)).unwrap();
-        randomise(&mut model, 12 + k as u64);
+        randomise_normal(&mut model, 0.3, 12 + k as u64);
         save_dit(&path(conditioning), &mut model, &BTreeMap::new()).unwrap();
         let (_, meta) = load_tensors(&path(conditioning)).unwrap();
         assert_eq!(meta["dit.conditioning"], conditioning.name());
@@ -449,7 +397,7 @@ fn checkpoints_round_trip_each_variant_and_refuse_another_variants_tensors() {
             if from == to {
                 continue;
             }
-            rewrite(&path(*from), &path(*to), &bad);
+            rewrite_checkpoint(&path(*from), &path(*to), &bad, |_| {});
             let e = load_dit(&bad).map(|_| ()).unwrap_err().to_string();
             let differs = |n: &str| {
                 let a = from_shapes.iter().find(|(m, _)| m == n);
