@@ -8,13 +8,12 @@
 //! Run: `cargo bench --bench train`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use minisora::diffusion::{
-    sample_uniform, train_step, Guided, SampleOptions, SamplerKind, StepBatch, StepOptimizer,
-};
+use minisora::diffusion::{sample_uniform, Condition, Guided, SampleOptions, SamplerKind};
 use minisora::dit::{DiT, DiTConfig};
-use minisora::models::dit_diffusion;
+use minisora::models::dit::dit_diffusion;
 use minisora::optim::{AdamW, AdamWConfig, Ema};
 use minisora::tensor::{init, rng};
+use minisora::train::{train_step, StepBatch, StepOptimizer};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ fn train(c: &mut Criterion) {
             x0: &x0,
             t: &t,
             noise: &noise,
-            y: Some(&y),
+            y: &Condition::labels(&y),
         };
         g.bench_function(name, |bench| {
             bench.iter(|| {
@@ -71,7 +70,6 @@ fn sample(c: &mut Criterion) {
     let guided = Guided {
         model: &model,
         scale: 4.0,
-        null_label: model.null_label(),
         channels: 4,
     };
     let y: Vec<usize> = (0..BATCH).map(|i| i % 10).collect();
@@ -88,7 +86,7 @@ fn sample(c: &mut Criterion) {
                 &guided,
                 &shape,
                 None,
-                Some(&y),
+                &Condition::labels(&y),
                 opts,
                 &mut rng(2),
                 &mut |_, _, _| {},

@@ -18,14 +18,13 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use minisora::diffusion::{
-    sample_uniform, train_step, Guided, SampleOptions, SamplerKind, StepBatch, StepOptimizer,
-};
+use minisora::diffusion::{sample_uniform, Condition, Guided, SampleOptions, SamplerKind};
 use minisora::dit::{DiT, DiTConfig};
-use minisora::models::dit_diffusion;
+use minisora::models::dit::dit_diffusion;
 use minisora::optim::{AdamW, AdamWConfig, Ema};
 use minisora::param::Parameters;
 use minisora::tensor::{gemm, init, rng};
+use minisora::train::{train_step, StepBatch, StepOptimizer};
 use ndarray::{Array2, ArrayD, Ix2};
 use std::hint::black_box;
 use std::time::Instant;
@@ -97,7 +96,7 @@ impl Run {
             x0: &self.x0,
             t: &self.t,
             noise: &self.noise,
-            y: Some(&self.y),
+            y: &Condition::labels(&self.y),
         };
         let mut optim = StepOptimizer {
             opt: &mut self.opt,
@@ -119,7 +118,6 @@ impl Run {
         let guided = Guided {
             model: &self.model,
             scale: GUIDANCE,
-            null_label: self.model.null_label(),
             channels: 4,
         };
         let opts = SampleOptions {
@@ -131,7 +129,7 @@ impl Run {
             &guided,
             &[BATCH, 4, 8, 8],
             Some(self.noise.clone()),
-            Some(&self.y),
+            &Condition::labels(&self.y),
             opts,
             &mut rng(2),
             &mut |_, _, _| {},

@@ -9,8 +9,8 @@
 //! the schedules. The last stdout line is a JSON object with the sample-quality figures.
 
 use minisora::data::toy2d::Toy2d;
-use minisora::diffusion::train2d::train_2d;
 use minisora::error::{Error, Result};
+use minisora::toy2d::train_2d;
 use std::path::Path;
 
 fn main() {

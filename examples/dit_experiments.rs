@@ -8,7 +8,8 @@
 //! page "DiT experiments" shows the results of `--quick`.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use minisora::experiments::{long_help, run, ExperimentArgs};
+use minisora::cli::demo::ExperimentArgs;
+use minisora::experiments::{long_help, run};
 
 #[derive(Parser)]
 #[command(
@@ -23,7 +24,7 @@ struct Cli {
 fn main() {
     let matches = Cli::command().long_about(long_help()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Err(e) = run(&cli.args) {
+    if let Err(e) = run(&cli.args.into()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -18,7 +18,7 @@
 
 use minisora::data::DataSource;
 use minisora::error::{Error, Result};
-use minisora::unet::train::{default_config, default_options, train_unet};
+use minisora::models::unet::{default_config, default_options, train_unet};
 use minisora::vae::encode::encode_dataset;
 use minisora::vae::train::{train_vae, TrainVaeOptions};
 use std::path::Path;
@@ -49,7 +49,7 @@ fn run() -> Result<()> {
         opts.guidance = g;
     }
     let latents = match &opts.data {
-        minisora::diffusion::ImageSource::Latents(p) => p.clone(),
+        minisora::train::Source::Latents(p) => p.clone(),
         _ => unreachable!("the example trains on latents"),
     };
     let fresh_vae = !opts.vae.exists();

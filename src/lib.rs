@@ -1,9 +1,16 @@
 //! # minisora
 //!
-//! The stack behind Sora-style generation — VAE, U-Net, attention, DiT, DDPM/DDIM, latent
-//! diffusion and a space-time DiT — written from scratch for the CPU, with every backward pass
-//! written by hand. Read it beside the book in `book/`.
+//! The stack behind Sora-style generation — VAE, U-Net, attention, DiT, DDPM/DDIM and latent
+//! diffusion so far, with the space-time DiT of video to come — written from scratch for the
+//! CPU, with every backward pass written by hand. Read it beside the book in `book/`.
+//!
+//! The layers, bottom up: [`tensor`], [`param`], [`nn`] and [`optim`]; [`diffusion`] (the
+//! math only); the networks [`vae`], [`unet`], [`dit`] and [`toy2d`]; [`data`], [`io`] and
+//! [`metrics`]; [`train`] (one trainer for any model and rank of data), [`models`] (the
+//! registry and each model's recipe); the commands [`sample`], [`demo`] and [`experiments`];
+//! and [`cli`], the command line.
 
+pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod diffusion;
@@ -19,6 +26,8 @@ pub mod optim;
 pub mod param;
 pub mod sample;
 pub mod tensor;
+pub mod toy2d;
+pub mod train;
 pub mod unet;
 pub mod vae;
 

@@ -3,6 +3,7 @@
 //! the original timesteps; guidance combines the two predictions as stated.
 
 use minisora::diffusion::sampler::ddim_sigma;
+use minisora::diffusion::Condition;
 use minisora::diffusion::{
     BetaSchedule, Denoiser, Diffusion, Guided, LossType, Prediction, SampleOptions, SamplerKind,
     Schedule, VarianceType,
@@ -33,7 +34,7 @@ fn oracle<'a>(
     x0: &'a ArrayD<f32>,
     pred: Prediction,
     learned: bool,
-) -> impl Fn(&ArrayD<f32>, &[usize], Option<&[usize]>) -> ArrayD<f32> + 'a {
+) -> impl Fn(&ArrayD<f32>, &[usize], &Condition) -> ArrayD<f32> + 'a {
     move |x_t, t, _| {
         let eps = orig.eps_from_x0(x_t, t, x0);
         let out = match pred {
@@ -74,7 +75,7 @@ proptest! {
         let model = oracle(&orig.schedule, &x0, PREDS[p], orig.learns_variance());
         let kind = if ddpm { SamplerKind::Ddpm } else { SamplerKind::Ddim { eta: 0.0 } };
         let mut seen = Vec::new();
-        let out = d.sample(&model, &[3, 2, 2], Some(x_t), None,
+        let out = d.sample(&model, &[3, 2, 2], Some(x_t), &Condition::None,
             SampleOptions { kind, clip_x0: false }, &mut r,
             &mut |t, x, _| seen.push((t, x.clone())));
         prop_assert_eq!(seen.len(), d.num_timesteps());
@@ -106,7 +107,7 @@ fn respaced_sampling_uses_original_timesteps() {
     .respace_spec("ddim50")
     .unwrap();
     let calls = Mutex::new(Vec::new());
-    let model = |x: &ArrayD<f32>, t: &[usize], _: Option<&[usize]>| {
+    let model = |x: &ArrayD<f32>, t: &[usize], _: &Condition| {
         calls.lock().unwrap().push(t[0]);
         ArrayD::zeros(x.raw_dim())
     };
@@ -118,7 +119,7 @@ fn respaced_sampling_uses_original_timesteps() {
         &model,
         &[2, 3],
         None,
-        None,
+        &Condition::None,
         opts,
         &mut rng(0),
         &mut |_, _, _| {},
@@ -133,8 +134,8 @@ fn respaced_sampling_uses_original_timesteps() {
 fn guidance_combines_cond_and_uncond() {
     let null = 10;
     // Output channel j of sample b: label + 0.1·j, and −label for the variance channels.
-    let model = |x: &ArrayD<f32>, _t: &[usize], y: Option<&[usize]>| {
-        let y = y.unwrap();
+    let model = |x: &ArrayD<f32>, _t: &[usize], y: &Condition| {
+        let y = y.label_ids(null).unwrap();
         let mut out = ArrayD::zeros(vec![x.shape()[0], 4]);
         for (b, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
             for j in 0..4 {
@@ -152,10 +153,9 @@ fn guidance_combines_cond_and_uncond() {
         let g = Guided {
             model: &model,
             scale,
-            null_label: null,
             channels: 2,
         };
-        let out = g.predict(&x, &[5, 5], Some(&[3, 7]));
+        let out = g.predict(&x, &[5, 5], &Condition::labels(&[3, 7]));
         assert_eq!(out.shape(), &[2, 4]);
         for (b, &label) in [3usize, 7].iter().enumerate() {
             for j in 0..2 {
@@ -199,7 +199,7 @@ fn ddim_eta0_is_deterministic_and_eta1_is_not() {
         VarianceType::FixedSmall,
         LossType::Mse,
     );
-    let model = |x: &ArrayD<f32>, _: &[usize], _: Option<&[usize]>| x * 0.5;
+    let model = |x: &ArrayD<f32>, _: &[usize], _: &Condition| x * 0.5;
     let x_t = init::normal(&[4, 2], 1.0, &mut rng(1));
     let run = |eta: f32, seed: u64| {
         let opts = SampleOptions {
@@ -210,7 +210,7 @@ fn ddim_eta0_is_deterministic_and_eta1_is_not() {
             &model,
             &[4, 2],
             Some(x_t.clone()),
-            None,
+            &Condition::None,
             opts,
             &mut rng(seed),
             &mut |_, _, _| {},
@@ -236,7 +236,7 @@ fn exact_gaussian_denoiser_samples_the_gaussian() {
             LossType::Mse,
         );
         let s = d.schedule.clone();
-        let model = move |x: &ArrayD<f32>, t: &[usize], _: Option<&[usize]>| {
+        let model = move |x: &ArrayD<f32>, t: &[usize], _: &Condition| {
             let mut out = x.clone();
             for (b, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
                 let ab = s.alphas_cumprod[t[b]];
@@ -257,7 +257,7 @@ fn exact_gaussian_denoiser_samples_the_gaussian() {
                 &model,
                 &[n, 1],
                 None,
-                None,
+                &Condition::None,
                 SampleOptions {
                     kind,
                     clip_x0: false,

@@ -1,10 +1,12 @@
-//! The 2-D chapter's pieces: seeded datasets, the sliced Wasserstein distance, the importance
-//! sampler of timesteps, and the MLP denoiser's hand-written backward.
+//! The pieces of the DDPM chapter's 2-D experiment: seeded datasets, the sliced Wasserstein
+//! distance, the importance sampler of timesteps, and the MLP denoiser's hand-written backward.
 
 use minisora::data::toy2d::{sliced_wasserstein, Toy2d};
-use minisora::diffusion::{Denoiser, LossSecondMomentSampler, MlpDenoiser};
+use minisora::diffusion::Condition;
+use minisora::diffusion::{Denoiser, LossSecondMomentSampler};
 use minisora::gradcheck::{check, GradCheck};
 use minisora::tensor::{init, rng};
+use minisora::toy2d::MlpDenoiser;
 use ndarray::{Array2, ArrayD};
 use proptest::prelude::*;
 
@@ -83,7 +85,7 @@ proptest! {
         let mut model = MlpDenoiser::new(2, out, hidden, depth, emb, &mut r);
         let x: ArrayD<f32> = init::normal(&[bsz, 2], 1.0, &mut r);
         let t: Vec<usize> = (0..bsz).map(|i| 7 * i + seed as usize % 50).collect();
-        let fwd = |m: &MlpDenoiser, _: &[ArrayD<f32>]| m.predict(&x, &t, None);
+        let fwd = |m: &MlpDenoiser, _: &[ArrayD<f32>]| m.predict(&x, &t, &Condition::None);
         let bwd = |m: &mut MlpDenoiser, _: &[ArrayD<f32>], dy: &ArrayD<f32>| {
             let (_, cache) = m.forward(&x, &t);
             m.backward(&cache, dy);
@@ -97,13 +99,17 @@ proptest! {
         prop_assert!(rep.passed && rep.checked > 0, "{:?}", rep);
         // forward and forward_infer agree.
         let (y, _) = model.forward(&x, &t);
-        prop_assert_eq!(y, model.predict(&x, &t, None));
+        prop_assert_eq!(y, model.predict(&x, &t, &Condition::None));
     }
 }
 
 #[test]
 fn mlp_output_shape() {
     let m = MlpDenoiser::new(2, 4, 16, 2, 8, &mut rng(0));
-    let y = m.predict(&Array2::<f32>::zeros((3, 2)).into_dyn(), &[0, 5, 9], None);
+    let y = m.predict(
+        &Array2::<f32>::zeros((3, 2)).into_dyn(),
+        &[0, 5, 9],
+        &Condition::None,
+    );
     assert_eq!(y.shape(), &[3, 4]);
 }

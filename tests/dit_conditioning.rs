@@ -9,14 +9,14 @@
 mod support;
 
 use minisora::data::DataSource;
-use minisora::diffusion::{Denoiser, ImageSource, TrainImagesOptions, TrainableDenoiser};
+use minisora::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use minisora::dit::{dit_flops, load_dit, save_dit, Conditioning, DiT, DiTConfig, Trunk};
 use minisora::gradcheck::random_input;
 use minisora::io::checkpoint::load_tensors;
-use minisora::models::{train_model, ModelName};
+use minisora::models::{train_model, ModelFlags};
 use minisora::param::Parameters;
 use minisora::tensor::rng;
-use minisora::unet::UNetConfig;
+use minisora::train::{Source, TrainOptions};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 use support::small_dit as small;
@@ -36,9 +36,9 @@ fn every_variant_gives_the_output_shape_of_learn_sigma() {
             let model = DiT::new(small(conditioning, learn_sigma), &mut rng(0)).unwrap();
             let x = random_input(&[3, 4, 8, 8], &mut rng(1));
             let t = [0, 500, 999];
-            let y = model.predict(&x, &t, Some(&[1, 2, 10]));
+            let y = model.predict(&x, &t, &Condition::labels(&[1, 2, 10]));
             assert_eq!(y.shape(), &[3, out, 8, 8], "{conditioning}");
-            let (y2, _) = model.forward_train(&x, &t, Some(&[1, 2, 10]));
+            let (y2, _) = model.forward_train(&x, &t, &Condition::labels(&[1, 2, 10]));
             assert_eq!(y2, y, "{conditioning}: forward_train differs from predict");
         }
     }
@@ -214,7 +214,7 @@ fn every_variant_starts_at_zero_output_through_its_zero_final_linear() {
     for conditioning in Conditioning::ALL {
         let mut model = DiT::new(small(conditioning, true), &mut rng(6)).unwrap();
         let x = random_input(&[2, 4, 8, 8], &mut rng(7));
-        let out = model.predict(&x, &[10, 900], Some(&[3, 10]));
+        let out = model.predict(&x, &[10, 900], &Condition::labels(&[3, 10]));
         assert!(out.iter().all(|&v| v == 0.0), "{conditioning}");
         // the LayerNorms of the ViT variants start at weight 1, bias 0
         model.visit("", &mut |name, p| {
@@ -233,9 +233,9 @@ fn timestep_and_label_reach_the_output_of_every_variant_and_samples_do_not_mix()
         randomise_normal(&mut model, 0.3, 9);
         let x = random_input(&[3, 4, 8, 8], &mut rng(10));
         let (t, y) = ([5, 400, 950], [1, 7, 10]);
-        let out = model.predict(&x, &t, Some(&y));
-        let other_label = model.predict(&x, &t, Some(&[2, 7, 10]));
-        let other_time = model.predict(&x, &[6, 400, 950], Some(&y));
+        let out = model.predict(&x, &t, &Condition::labels(&y));
+        let other_label = model.predict(&x, &t, &Condition::labels(&[2, 7, 10]));
+        let other_time = model.predict(&x, &[6, 400, 950], &Condition::labels(&y));
         // only sample 0's conditioning changed: only sample 0's output moves
         for (what, moved) in [("label", &other_label), ("timestep", &other_time)] {
             let sample = |a: &ArrayD<f32>, b: usize| a.index_axis(ndarray::Axis(0), b).to_owned();
@@ -257,7 +257,7 @@ fn timestep_and_label_reach_the_output_of_every_variant_and_samples_do_not_mix()
                 .slice(ndarray::s![b..b + 1, .., .., ..])
                 .to_owned()
                 .into_dyn();
-            let alone = model.predict(&one, &t[b..b + 1], Some(&y[b..b + 1]));
+            let alone = model.predict(&one, &t[b..b + 1], &Condition::labels(&y[b..b + 1]));
             let in_batch = out
                 .slice(ndarray::s![b..b + 1, .., .., ..])
                 .to_owned()
@@ -385,8 +385,8 @@ fn checkpoints_round_trip_each_variant_and_refuse_another_variants_tensors() {
         let x = random_input(&[2, 4, 8, 8], &mut rng(13));
         let (t, y) = ([3, 600], [4, 10]);
         assert_eq!(
-            loaded.predict(&x, &t, Some(&y)),
-            model.predict(&x, &t, Some(&y))
+            loaded.predict(&x, &t, &Condition::labels(&y)),
+            model.predict(&x, &t, &Condition::labels(&y))
         );
         models.push((conditioning, model.param_shapes()));
     }
@@ -417,8 +417,8 @@ fn checkpoints_round_trip_each_variant_and_refuse_another_variants_tensors() {
 fn train_with_in_context_conditioning_runs_and_its_loss_falls() {
     let tmp = TempDir::new("dit-in-context");
     // `minisora train dit-mini/2 --conditioning in-context --no-learn-sigma` on 8×8 digits
-    let opts = TrainImagesOptions {
-        data: ImageSource::Pixels(DataSource::Digits),
+    let opts = TrainOptions {
+        data: Source::Pixels(DataSource::Digits),
         n_images: 64,
         pixel_size: 8,
         steps: 60,
@@ -429,16 +429,14 @@ fn train_with_in_context_conditioning_runs_and_its_loss_falls() {
         samples_per_class: 1,
         seed: 1,
         out: tmp.0.join("run"),
-        ..TrainImagesOptions::default()
+        ..TrainOptions::default()
     };
-    let report = train_model(
-        &ModelName::DiT("DiT-mini/2".into()),
-        &UNetConfig::default(),
-        false,
-        Conditioning::InContext,
-        &opts,
-    )
-    .unwrap();
+    let flags = ModelFlags {
+        learn_sigma: false,
+        conditioning: Conditioning::InContext,
+        ..ModelFlags::default()
+    };
+    let report = train_model("DiT-mini/2", &flags, &opts).unwrap();
     let losses = &report.losses;
     assert_eq!(losses.len(), 60);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");

@@ -5,6 +5,7 @@
 
 mod support;
 
+use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::dit::{
     dit_flops, load_dit, patchify, pos_embed_2d, save_dit, unpatchify, ChannelOrder, Conditioning,
@@ -30,9 +31,9 @@ fn output_shapes_follow_learn_sigma() {
         assert_eq!(model.config.out_channels(), out);
         let x = random_input(&[3, 4, 8, 8], &mut rng(1));
         let t = [0, 500, 999];
-        let y = model.predict(&x, &t, Some(&[1, 2, 10]));
+        let y = model.predict(&x, &t, &Condition::labels(&[1, 2, 10]));
         assert_eq!(y.shape(), &[3, out, 8, 8]);
-        let (y2, _) = model.forward_train(&x, &t, None);
+        let (y2, _) = model.forward_train(&x, &t, &Condition::None);
         assert_eq!(y2.shape(), &[3, out, 8, 8]);
     }
 }
@@ -145,7 +146,7 @@ fn adaln_zero_makes_every_block_the_identity_and_the_output_zero() {
         assert_eq!(block.forward(&x, &c).0, x);
     }
     let latents = random_input(&[2, 4, 8, 8], &mut r);
-    let out = model.predict(&latents, &[10, 900], Some(&[3, 10]));
+    let out = model.predict(&latents, &[10, 900], &Condition::labels(&[3, 10]));
     assert!(out.iter().all(|&v| v == 0.0));
     // and a randomised model is not the identity
     let mut model = model;
@@ -396,8 +397,8 @@ fn save_and_load_round_trip_bit_identically() {
     let x = random_input(&[2, 4, 8, 8], &mut rng(13));
     let (t_, y) = ([3, 600], [4, 10]);
     assert_eq!(
-        loaded.predict(&x, &t_, Some(&y)),
-        model.predict(&x, &t_, Some(&y))
+        loaded.predict(&x, &t_, &Condition::labels(&y)),
+        model.predict(&x, &t_, &Condition::labels(&y))
     );
     // the file is the reference layout: pos_embed (1, T, D) beside the parameters
     let (tensors, meta) = load_tensors(&path).unwrap();

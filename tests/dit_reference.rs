@@ -11,6 +11,7 @@
 //! element of the output `o` and the fixture's `target` `r`, so
 //! $\partial L / \partial o = 2 (o - r) / N$.
 
+use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::dit::{DiT, DiTConfig};
 use minisora::io::checkpoint::{load_tensors, Tensors};
@@ -166,7 +167,7 @@ fn loss_and_grad(out: &ArrayD<f32>, target: &ArrayD<f32>) -> (f64, ArrayD<f32>) 
 fn gradient_errors(fx: &Fixture, model: &mut DiT) -> Vec<(String, f64)> {
     let (x, t, y) = fx.inputs();
     model.zero_grad();
-    let (out, cache) = model.forward_train(&x, &t, Some(&y));
+    let (out, cache) = model.forward_train(&x, &t, &Condition::labels(&y));
     let (_, d_out) = loss_and_grad(&out, fx.get("target"));
     model.backward_train(&cache, &d_out);
     let mut errors = Vec::new();
@@ -241,13 +242,13 @@ fn forward_matches_pytorch() {
     let model = fx.model();
     let (x, t, y) = fx.inputs();
     let want = fx.get("output");
-    let predicted = model.predict(&x, &t, Some(&y));
+    let predicted = model.predict(&x, &t, &Condition::labels(&y));
     let err = relative_error(&predicted, want);
     assert!(
         err < OUTPUT_TOL,
         "predict: output off by {err:.3e} (relative to max |output|)"
     );
-    let (trained, _) = model.forward_train(&x, &t, Some(&y));
+    let (trained, _) = model.forward_train(&x, &t, &Condition::labels(&y));
     let err = relative_error(&trained, want);
     println!("output: {err:.3e} relative to max |output|");
     assert!(err < OUTPUT_TOL, "forward_train: output off by {err:.3e}");
@@ -301,7 +302,7 @@ fn a_perturbed_weight_is_detected() {
                 v[k] += 0.05;
             }
         });
-        let out = model.predict(&x, &t, Some(&y));
+        let out = model.predict(&x, &t, &Condition::labels(&y));
         let err = relative_error(&out, fx.get("output"));
         assert!(
             err > 10.0 * OUTPUT_TOL,

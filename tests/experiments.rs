@@ -7,8 +7,9 @@
 mod support;
 
 use clap::Parser;
+use minisora::cli::demo::ExperimentArgs;
 use minisora::experiments::report::Json;
-use minisora::experiments::{run, ExperimentArgs};
+use minisora::experiments::{run, ExperimentOptions};
 use minisora::io::checkpoint::load_tensors;
 use std::path::Path;
 use support::TempDir;
@@ -20,7 +21,7 @@ struct Cli {
 }
 
 /// The command line of a tiny run of `name` inside `dir`, with `extra` flags.
-fn tiny(name: &str, dir: &Path, extra: &[&str]) -> ExperimentArgs {
+fn tiny(name: &str, dir: &Path, extra: &[&str]) -> ExperimentOptions {
     let d = |sub: &str| dir.join(sub).display().to_string();
     let (out, demo, cache) = (d("out"), d("no-demo"), d("classifier"));
     let mut argv = vec![
@@ -46,7 +47,7 @@ fn tiny(name: &str, dir: &Path, extra: &[&str]) -> ExperimentArgs {
         "200",
     ];
     argv.extend_from_slice(extra);
-    Cli::try_parse_from(argv).unwrap().args
+    Cli::try_parse_from(argv).unwrap().args.into()
 }
 
 /// Runs `name` tiny in a fresh folder and checks its three files and its table's rows.

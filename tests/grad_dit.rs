@@ -10,6 +10,7 @@
 
 mod support;
 
+use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::dit::{
     patchify, unpatchify, ChannelOrder, DiT, DiTBlock, DiTConfig, FinalLayer, LabelEmbedder,
@@ -205,10 +206,10 @@ fn check_dit(net: &mut DiT, x: ArrayD<f32>, t: &[usize], y: &[usize], cfg: &Grad
     check(
         net,
         &[x],
-        |m, xs| m.predict(&xs[0], t, Some(y)),
+        |m, xs| m.predict(&xs[0], t, &Condition::labels(y)),
         |m, xs, dy| {
-            let (out, cache) = m.forward_train(&xs[0], t, Some(y));
-            assert_eq!(out, m.predict(&xs[0], t, Some(y)));
+            let (out, cache) = m.forward_train(&xs[0], t, &Condition::labels(y));
+            assert_eq!(out, m.predict(&xs[0], t, &Condition::labels(y)));
             let dx = m.backward(&cache, four(dy).view());
             let mut once = Vec::new();
             m.visit("", &mut |_, p| once.push(p.grad.clone()));
@@ -272,7 +273,7 @@ fn the_whole_dit_check_catches_a_small_error() {
         let report = check(
             &mut net,
             &[x],
-            |m, xs| m.predict(&xs[0], &t, Some(&y)),
+            |m, xs| m.predict(&xs[0], &t, &Condition::labels(&y)),
             |m, xs, dy| {
                 let (_, cache) = m.forward(four(&xs[0]).view(), &t, Some(&y));
                 let dx = m.backward(&cache, four(dy).view());

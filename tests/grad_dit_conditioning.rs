@@ -9,7 +9,7 @@
 
 mod support;
 
-use minisora::diffusion::{Denoiser, TrainableDenoiser};
+use minisora::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use minisora::dit::{Conditioning, DiT, DiTConfig, FinalLayer, PlainFinalLayer, ViTBlock};
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
@@ -163,10 +163,10 @@ fn check_dit(
     check(
         net,
         &[x],
-        |m, xs| m.predict(&xs[0], t, Some(y)),
+        |m, xs| m.predict(&xs[0], t, &Condition::labels(y)),
         |m, xs, dy| {
-            let (out, cache) = m.forward_train(&xs[0], t, Some(y));
-            assert_eq!(out, m.predict(&xs[0], t, Some(y)));
+            let (out, cache) = m.forward_train(&xs[0], t, &Condition::labels(y));
+            assert_eq!(out, m.predict(&xs[0], t, &Condition::labels(y)));
             let dx = m.backward(&cache, four(dy).view());
             tamper(m);
             vec![dx.into_dyn()]

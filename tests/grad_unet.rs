@@ -11,6 +11,7 @@
 
 mod support;
 
+use minisora::diffusion::Condition;
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng, Rng};
@@ -330,10 +331,10 @@ proptest! {
         let report = check(
             &mut net,
             &[x],
-            |m, xs| m.predict(&xs[0], &t, y.as_deref()),
+            |m, xs| m.predict(&xs[0], &t, &y.as_deref().map_or(Condition::None, Condition::labels)),
             |m, xs, dy| {
-                let (out, cache) = m.forward_train(&xs[0], &t, y.as_deref());
-                assert_eq!(out, m.predict(&xs[0], &t, y.as_deref()));
+                let (out, cache) = m.forward_train(&xs[0], &t, &y.as_deref().map_or(Condition::None, Condition::labels));
+                assert_eq!(out, m.predict(&xs[0], &t, &y.as_deref().map_or(Condition::None, Condition::labels)));
                 let dx = m.backward(&cache, &four(dy));
                 // the trait's backward adds the same gradients a second time
                 let mut once = Vec::new();
@@ -370,7 +371,7 @@ fn the_whole_unet_check_catches_a_small_error() {
         let report = check(
             &mut net,
             &[x],
-            |m, xs| m.predict(&xs[0], &t, Some(&y)),
+            |m, xs| m.predict(&xs[0], &t, &Condition::labels(&y)),
             |m, xs, dy| {
                 let (_, cache) = m.forward(&four(&xs[0]), &t, Some(&y));
                 let dx = m.backward(&cache, &four(dy));

@@ -5,155 +5,27 @@
 
 mod support;
 
+use support::tiny::{diffusion, Tiny};
+
 use minisora::data::DataSource;
-use minisora::diffusion::train_images::drop_labels;
 use minisora::diffusion::{
-    train_images, BetaSchedule, Denoiser, Diffusion, ImageSource, LossType, ModelInfo, Prediction,
-    Schedule, TrainData, TrainImagesOptions, TrainableDenoiser, VarianceType,
+    BetaSchedule, Condition, Diffusion, LossType, Prediction, Schedule, VarianceType,
 };
 use minisora::io::checkpoint::{load_checkpoint, read_metadata};
-use minisora::nn::timestep_embedding;
-use minisora::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
-use minisora::param::{join, Param, Parameters};
-use minisora::tensor::{rng, Rng};
+use minisora::param::Parameters;
+use minisora::tensor::rng;
+use minisora::train::{train as train_images, Source, TrainData, TrainOptions};
 use minisora::vae::encode::encode_dataset;
 use minisora::vae::train::{train_vae, TrainVaeOptions};
 use minisora::vae::{Recon, VaeConfig, VaeLoss};
-use ndarray::{concatenate, Array2, ArrayD, Axis, Ix2, IxDyn};
-use std::collections::BTreeMap;
+use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use support::TempDir;
 
-const EMB: usize = 16;
-
-/// out = W₂ silu(W₁ [x, e(t)] + E[y]), reshaped to the input's shape.
-#[derive(Clone)]
-struct Tiny {
-    lin1: Linear,
-    label: Embedding,
-    lin2: Linear,
-    act: Silu,
-    classes: usize,
-    /// Every label the training forward saw (shared by the copies a training step makes).
-    seen: Arc<Mutex<Vec<usize>>>,
-}
-
-struct TinyCache {
-    shape: Vec<usize>,
-    l1: LinearCache,
-    emb: EmbeddingCache,
-    act: ActivationCache<Ix2>,
-    l2: LinearCache,
-}
-
-impl Tiny {
-    fn new(dim: usize, hidden: usize, classes: usize, r: &mut Rng) -> Self {
-        Tiny {
-            lin1: Linear::new(dim + EMB, hidden, true, r),
-            label: Embedding::new(classes + 1, hidden, r),
-            lin2: Linear::new(hidden, dim, true, r),
-            act: Silu,
-            classes,
-            seen: Arc::new(Mutex::new(Vec::new())),
-        }
-    }
-
-    fn input(&self, x: &ArrayD<f32>, t: &[usize]) -> Array2<f32> {
-        let b = x.shape()[0];
-        let flat = x.to_shape((b, x.len() / b)).unwrap().to_owned();
-        let tf: Vec<f32> = t.iter().map(|&s| s as f32).collect();
-        let e = timestep_embedding(&tf, EMB, 10000.0);
-        let h = concatenate(Axis(1), &[flat.view(), e.view()]).unwrap();
-        h.as_standard_layout().into_owned()
-    }
-
-    fn labels(&self, b: usize, y: Option<&[usize]>) -> Vec<usize> {
-        y.map_or(vec![self.classes; b], |y| y.to_vec())
-    }
-
-    fn info(&mut self, channels: usize) -> ModelInfo {
-        ModelInfo {
-            name: "tiny".into(),
-            in_channels: channels,
-            null_label: Some(self.classes),
-            flops_per_sample: 1234,
-            metadata: BTreeMap::from([("tiny.classes".to_string(), self.classes.to_string())]),
-            buffers: Vec::new(),
-        }
-    }
-}
-
-impl Denoiser for Tiny {
-    fn predict(&self, x: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
-        let h = self.lin1.forward_infer(&self.input(x, t))
-            + self.label.forward_infer(&self.labels(x.shape()[0], y));
-        let out = self.lin2.forward_infer(&self.act.forward_infer(&h));
-        out.into_shape_with_order(IxDyn(x.shape())).unwrap()
-    }
-}
-
-impl TrainableDenoiser for Tiny {
-    type Cache = TinyCache;
-
-    fn forward_train(
-        &self,
-        x: &ArrayD<f32>,
-        t: &[usize],
-        y: Option<&[usize]>,
-    ) -> (ArrayD<f32>, TinyCache) {
-        let ids = self.labels(x.shape()[0], y);
-        self.seen.lock().unwrap().extend(&ids);
-        let (h, l1) = self.lin1.forward(&self.input(x, t));
-        let (e, emb) = self.label.forward(&ids);
-        let (a, act) = self.act.forward(&(h + e));
-        let (out, l2) = self.lin2.forward(&a);
-        let shape = x.shape().to_vec();
-        let out = out.into_shape_with_order(IxDyn(&shape)).unwrap();
-        (
-            out,
-            TinyCache {
-                shape,
-                l1,
-                emb,
-                act,
-                l2,
-            },
-        )
-    }
-
-    fn backward_train(&mut self, c: &TinyCache, d_out: &ArrayD<f32>) {
-        let b = c.shape[0];
-        let dy = d_out.to_shape((b, d_out.len() / b)).unwrap().to_owned();
-        let da = self.lin2.backward(&c.l2, &dy);
-        let dh = self.act.backward(&c.act, &da);
-        self.label.backward(&c.emb, &dh);
-        self.lin1.backward(&c.l1, &dh);
-    }
-}
-
-impl Parameters for Tiny {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.lin1.visit(&join(prefix, "lin1"), f);
-        self.label.visit(&join(prefix, "label"), f);
-        self.lin2.visit(&join(prefix, "lin2"), f);
-    }
-}
-
-/// T = 100, ε-prediction, fixed variance: cheap to sample with 10 DDIM steps.
-fn diffusion() -> Diffusion {
-    Diffusion::new(
-        Schedule::new(BetaSchedule::Linear, 100),
-        Prediction::Epsilon,
-        VarianceType::FixedSmall,
-        LossType::Mse,
-    )
-}
-
 /// 8×8 digits in pixel space.
-fn pixels(out: PathBuf, steps: u64) -> TrainImagesOptions {
-    TrainImagesOptions {
-        data: ImageSource::Pixels(DataSource::Digits),
+fn pixels(out: PathBuf, steps: u64) -> TrainOptions {
+    TrainOptions {
+        data: Source::Pixels(DataSource::Digits),
         n_images: 200,
         pixel_size: 8,
         steps,
@@ -164,7 +36,7 @@ fn pixels(out: PathBuf, steps: u64) -> TrainImagesOptions {
         samples_per_class: 2,
         seed: 5,
         out,
-        ..TrainImagesOptions::default()
+        ..TrainOptions::default()
     }
 }
 
@@ -184,7 +56,7 @@ fn training_lowers_the_loss_drops_labels_and_writes_a_reloadable_checkpoint() {
     let dir = tmp.0.clone();
     let opts = pixels(dir.clone(), 80);
     let data = TrainData::load(&opts).unwrap();
-    assert_eq!(data.sample_shape(), (1, 8, 8));
+    assert_eq!(data.sample_shape(), &[1, 8, 8]);
     let mut model = Tiny::new(64, 64, 10, &mut rng(1));
     let info = model.info(1);
     let report = train_images(&mut model, &info, &diffusion(), &data, &opts).unwrap();
@@ -230,7 +102,8 @@ fn training_lowers_the_loss_drops_labels_and_writes_a_reloadable_checkpoint() {
 fn label_dropout_hits_its_rate() {
     let labels: Vec<usize> = (0..20_000).map(|i| i % 10).collect();
     for p in [0.0f32, 0.1, 0.5] {
-        let out = drop_labels(&labels, 10, p, &mut rng(7));
+        let out = Condition::labels(&labels).dropped(p, &mut rng(7));
+        let out = out.label_ids(10).unwrap();
         let rate = out.iter().filter(|&&y| y == 10).count() as f32 / out.len() as f32;
         assert!((rate - p).abs() < 0.01, "asked {p}, got {rate}");
         // A label is either kept or nulled, never changed to another class.
@@ -263,14 +136,14 @@ fn trains_on_vae_latents_and_decodes_the_samples() {
     let vae = train_vae(&vae_opts).unwrap().checkpoint;
     let latents = dir.join("latents.safetensors");
     encode_dataset(&vae, &DataSource::Digits, 40, 0, &latents).unwrap();
-    let opts = TrainImagesOptions {
-        data: ImageSource::Latents(latents.clone()),
+    let opts = TrainOptions {
+        data: Source::Latents(latents.clone()),
         vae: vae.clone(),
         ..pixels(dir.join("run"), 30)
     };
     let data = TrainData::load(&opts).unwrap();
     assert!(data.is_latent());
-    assert_eq!(data.sample_shape(), (4, 8, 8));
+    assert_eq!(data.sample_shape(), &[4, 8, 8]);
     let mut model = Tiny::new(256, 32, 10, &mut rng(2));
     let info = model.info(4);
     train_images(&mut model, &info, &diffusion(), &data, &opts).unwrap();
@@ -283,7 +156,7 @@ fn trains_on_vae_latents_and_decodes_the_samples() {
     assert!(dir.join("run/denoise.png").is_file());
 
     // The VAE is checked before training: a missing one is a clear error.
-    let no_vae = TrainImagesOptions {
+    let no_vae = TrainOptions {
         vae: dir.join("nope.safetensors"),
         ..opts.clone()
     };
@@ -296,8 +169,8 @@ fn bad_inputs_are_clear_errors() {
     let tmp = TempDir::new("bad");
     let dir = tmp.0.clone();
     // A missing latent file says how to make one.
-    let missing = TrainImagesOptions {
-        data: ImageSource::Latents(dir.join("none.safetensors")),
+    let missing = TrainOptions {
+        data: Source::Latents(dir.join("none.safetensors")),
         ..pixels(dir.clone(), 5)
     };
     let err = TrainData::load(&missing).unwrap_err().to_string();
@@ -305,14 +178,14 @@ fn bad_inputs_are_clear_errors() {
         err.contains("no latent file") && err.contains("minisora encode"),
         "{err}"
     );
-    assert!(ImageSource::parse("latents:").is_err());
+    assert!(Source::parse("latents:").is_err());
     assert_eq!(
-        ImageSource::parse("latents:a/b.safetensors").unwrap(),
-        ImageSource::Latents("a/b.safetensors".into())
+        Source::parse("latents:a/b.safetensors").unwrap(),
+        Source::Latents("a/b.safetensors".into())
     );
     assert_eq!(
-        ImageSource::parse("digits").unwrap(),
-        ImageSource::Pixels(DataSource::Digits)
+        Source::parse("digits").unwrap(),
+        Source::Pixels(DataSource::Digits)
     );
 
     let opts = pixels(dir.join("run"), 5);
@@ -341,7 +214,7 @@ fn bad_inputs_are_clear_errors() {
     let err = train_images(&mut model, &info, &learned, &data, &opts).unwrap_err();
     assert!(err.to_string().contains("out_channels = 2"), "{err}");
     // Zero steps.
-    let zero = TrainImagesOptions {
+    let zero = TrainOptions {
         steps: 0,
         ..opts.clone()
     };
@@ -398,7 +271,7 @@ fn the_cli_rejects_bad_arguments_with_the_fix() {
 
 #[test]
 fn the_unet_trains_through_train_unet_and_its_checkpoint_rebuilds_it() {
-    use minisora::unet::train::train_unet;
+    use minisora::models::unet::train_unet;
     use minisora::unet::{UNet, UNetConfig};
     let tmp = TempDir::new("unet");
     let dir = tmp.0.clone();
@@ -409,7 +282,7 @@ fn the_unet_trains_through_train_unet_and_its_checkpoint_rebuilds_it() {
         num_res_blocks: 1,
         ..UNetConfig::default()
     };
-    let opts = TrainImagesOptions {
+    let opts = TrainOptions {
         n_images: 40,
         batch: 8,
         samples_per_class: 1,

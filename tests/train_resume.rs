@@ -7,10 +7,10 @@
 mod support;
 
 use minisora::data::DataSource;
-use minisora::diffusion::train_state::{read_train_state, seed_for};
-use minisora::diffusion::{ImageSource, TrainImagesOptions};
 use minisora::io::checkpoint::{load_tensors, Tensors};
-use minisora::unet::train::train_unet;
+use minisora::models::unet::train_unet;
+use minisora::train::state::{read_train_state, seed_for};
+use minisora::train::{Source, TrainOptions};
 use minisora::unet::UNetConfig;
 use std::path::{Path, PathBuf};
 use support::TempDir;
@@ -29,9 +29,9 @@ fn unet() -> UNetConfig {
 
 /// 8×8 digits in pixel space, cosine decay and clipping on (so the schedule and the clip are
 /// part of what must resume exactly), a checkpoint every STEPS/2 steps.
-fn opts(out: PathBuf, seed: u64) -> TrainImagesOptions {
-    TrainImagesOptions {
-        data: ImageSource::Pixels(DataSource::Digits),
+fn opts(out: PathBuf, seed: u64) -> TrainOptions {
+    TrainOptions {
+        data: Source::Pixels(DataSource::Digits),
         n_images: 40,
         pixel_size: 8,
         steps: STEPS,
@@ -46,7 +46,7 @@ fn opts(out: PathBuf, seed: u64) -> TrainImagesOptions {
         save_every: STEPS / 2,
         seed,
         out,
-        ..TrainImagesOptions::default()
+        ..TrainOptions::default()
     }
 }
 
@@ -74,7 +74,7 @@ fn resuming_half_way_is_bit_identical_to_an_uninterrupted_run() {
     let tmp = TempDir::new("resume");
     let dir = tmp.0.clone();
     // Run 1: all STEPS at once, with periodic samples.
-    let one = TrainImagesOptions {
+    let one = TrainOptions {
         sample_every: 2,
         ..opts(dir.join("one"), 3)
     };
@@ -101,7 +101,7 @@ fn resuming_half_way_is_bit_identical_to_an_uninterrupted_run() {
     }
 
     // Run 2: resumed from the half-way checkpoint, without periodic samples.
-    let two = TrainImagesOptions {
+    let two = TrainOptions {
         resume: Some(half.clone()),
         ..opts(dir.join("two"), 3)
     };
@@ -137,14 +137,14 @@ fn resuming_half_way_is_bit_identical_to_an_uninterrupted_run() {
     for (changed, key) in [
         (opts(dir.join("bad"), 9), "train.opt.seed"),
         (
-            TrainImagesOptions {
+            TrainOptions {
                 lr: 1e-3,
                 ..opts(dir.join("bad"), 3)
             },
             "train.opt.lr",
         ),
     ] {
-        let run = TrainImagesOptions {
+        let run = TrainOptions {
             resume: Some(half.clone()),
             ..changed
         };
@@ -159,13 +159,13 @@ fn resuming_half_way_is_bit_identical_to_an_uninterrupted_run() {
     let err = train_unet(&wide, &two).unwrap_err().to_string();
     assert!(err.contains("unet.model_channels"), "{err}");
     // Nor does a run that is already done, or a missing file.
-    let done = TrainImagesOptions {
+    let done = TrainOptions {
         resume: Some(dir.join("one").join(&end)),
         ..opts(dir.join("bad"), 3)
     };
     let err = train_unet(&unet(), &done).unwrap_err().to_string();
     assert!(err.contains("already at step 6"), "{err}");
-    let missing = TrainImagesOptions {
+    let missing = TrainOptions {
         resume: Some(dir.join("nope.safetensors")),
         ..opts(dir.join("bad"), 3)
     };
@@ -186,7 +186,7 @@ fn step_seeds_are_distinct() {
 #[test]
 fn a_tiny_dit_resumes_bit_identically_and_its_checkpoints_hold_pos_embed() {
     use minisora::dit::{load_dit, DiTConfig};
-    use minisora::models::train_dit;
+    use minisora::models::dit::train_dit;
     let tmp = TempDir::new("resume-dit");
     let dir = tmp.0.clone();
     // 2 blocks of width 32 over 2×2 patches of 8×8 digits (16 tokens), learned variance.
@@ -205,7 +205,7 @@ fn a_tiny_dit_resumes_bit_identically_and_its_checkpoints_hold_pos_embed() {
     };
     let r1 = train_dit(&config, &opts(dir.join("one"), 3)).unwrap();
     let half = dir.join(format!("one/train_{}.safetensors", STEPS / 2));
-    let two = TrainImagesOptions {
+    let two = TrainOptions {
         resume: Some(half.clone()),
         ..opts(dir.join("two"), 3)
     };

@@ -2,14 +2,13 @@
 //! the whole batch (also on a second step, with the model copy the first one kept), and the
 //! step is bit-identical on one and two threads.
 
-use minisora::diffusion::{
-    train_step, training_losses, StepBatch, StepOptimizer, TrainableDenoiser,
-};
+use minisora::diffusion::{training_losses, Condition, TrainableDenoiser};
 use minisora::dit::{DiT, DiTConfig};
-use minisora::models::dit_diffusion;
+use minisora::models::dit::dit_diffusion;
 use minisora::optim::{AdamW, AdamWConfig, Ema};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng};
+use minisora::train::{train_step, StepBatch, StepOptimizer};
 use ndarray::ArrayD;
 
 struct Setup {
@@ -72,7 +71,7 @@ fn two_steps(threads: usize, batch: usize) -> TwoSteps {
             x0: &x0,
             t: &t,
             noise: &noise,
-            y: Some(&y),
+            y: &Condition::labels(&y),
         };
         let mut before = model.clone();
         let mut loss = 0.0;
@@ -113,7 +112,7 @@ fn micro_batches_give_the_whole_batch_gradient() {
         model.zero_grad();
         let diffusion = dit_diffusion(true);
         let x_t = diffusion.schedule.q_sample(&x0, &t, &noise);
-        let (out, cache) = model.forward_train(&x_t, &t, Some(&y));
+        let (out, cache) = model.forward_train(&x_t, &t, &Condition::labels(&y));
         let l = training_losses(&diffusion, &x0, &x_t, &t, &noise, &out, None);
         model.backward_train(&cache, &l.d_out);
         let want = grads(&mut model);

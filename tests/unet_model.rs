@@ -2,6 +2,7 @@
 //! zero-initialised output, the label embedding's null label, and the FLOP counter against a
 //! count by hand.
 
+use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng};
@@ -167,9 +168,20 @@ fn output_has_the_input_shape_or_twice_the_channels() {
         .unwrap();
         let x = init::normal(&[3, 1, 8, 4], 1.0, &mut r);
         let y = classes.map(|_| vec![0, 1, 3]);
-        let (o, _) = net.forward_train(&x, &[0, 10, 999], y.as_deref());
+        let (o, _) = net.forward_train(
+            &x,
+            &[0, 10, 999],
+            &y.as_deref().map_or(Condition::None, Condition::labels),
+        );
         assert_eq!(o.shape(), &[3, out, 8, 4]);
-        assert_eq!(o, net.predict(&x, &[0, 10, 999], y.as_deref()));
+        assert_eq!(
+            o,
+            net.predict(
+                &x,
+                &[0, 10, 999],
+                &y.as_deref().map_or(Condition::None, Condition::labels)
+            )
+        );
     }
 }
 
@@ -238,9 +250,9 @@ fn fresh_model_predicts_exactly_zero_and_has_a_gradient() {
     )
     .unwrap();
     let x = init::normal(&[2, 1, 4, 4], 1.0, &mut r);
-    let out = net.predict(&x, &[5, 900], Some(&[3, 10]));
+    let out = net.predict(&x, &[5, 900], &Condition::labels(&[3, 10]));
     assert!(out.iter().all(|&v| v == 0.0));
-    let (out, cache) = net.forward_train(&x, &[5, 900], None);
+    let (out, cache) = net.forward_train(&x, &[5, 900], &Condition::None);
     assert!(out.iter().all(|&v| v == 0.0));
     net.zero_grad();
     net.backward_train(&cache, &out.mapv(|_| 1.0));
@@ -274,9 +286,9 @@ fn the_null_label_is_the_last_row_and_the_default() {
         }
     });
     let x = init::normal(&[2, 1, 4, 4], 1.0, &mut r);
-    let null = net.predict(&x, &[7, 7], Some(&[3, 3]));
-    assert_eq!(net.predict(&x, &[7, 7], None), null);
-    assert_ne!(net.predict(&x, &[7, 7], Some(&[0, 1])), null);
+    let null = net.predict(&x, &[7, 7], &Condition::labels(&[3, 3]));
+    assert_eq!(net.predict(&x, &[7, 7], &Condition::None), null);
+    assert_ne!(net.predict(&x, &[7, 7], &Condition::labels(&[0, 1])), null);
     let uncond = UNet::new(tiny(), &mut r).unwrap();
     assert_eq!(uncond.null_label(), None);
 }

@@ -25,11 +25,7 @@ pub fn byte_to_unit(b: u8) -> f32 {
     b as f32 * (2.0 / 255.0) - 1.0
 }
 
-/// A value in `[−1, 1]` back to a byte (clamped, rounded).
-#[inline]
-pub fn unit_to_byte(x: f32) -> u8 {
-    ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
-}
+pub use crate::io::image::unit_to_byte;
 
 impl ImageDataset {
     /// A dataset from its parts; checks that the counts and labels agree.

@@ -30,7 +30,6 @@ type P = (f32, f32);
 /// One way of writing a digit: its strokes, each a list of waypoints.
 type Template = &'static [&'static [P]];
 
-// ANCHOR: templates
 const ZERO: &[Template] = &[&[&[
     (0.05, -1.0),
     (-0.3, -0.85),
@@ -247,7 +246,6 @@ const NINE: &[Template] = &[
 ];
 /// The templates of each digit, indexed by digit.
 const TEMPLATES: [&[Template]; 10] = [ZERO, ONE, TWO, THREE, FOUR, FIVE, SIX, SEVEN, EIGHT, NINE];
-// ANCHOR_END: templates
 
 /// A seed for sample `index` of a dataset seeded with `seed` (SplitMix64 finaliser), so each
 /// sample has its own generator and the result does not depend on thread count or order.

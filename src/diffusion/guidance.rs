@@ -1,12 +1,14 @@
 //! Classifier-free guidance (Ho & Salimans 2022, <https://arxiv.org/abs/2207.12598>): run the
-//! model with the class label and with the null label, and extrapolate,
+//! model with the condition and with the null condition, and extrapolate,
 //! $\hat\varepsilon = \varepsilon_\text{uncond} + s\,(\varepsilon_\text{cond} - \varepsilon_\text{uncond})$.
 //!
 //! DiT's `forward_with_cfg` guides only the first three channels (kept for reproducing its
 //! numbers); here guidance applies to all `C` prediction channels. The learned-variance
 //! channels, if any, are taken from the conditional prediction.
 
-use super::model::{Denoiser, Diffusion};
+use super::condition::Condition;
+use super::denoiser::Denoiser;
+use super::gaussian_diffusion::Diffusion;
 use ndarray::ArrayD;
 
 /// A [`Denoiser`] that applies classifier-free guidance to another.
@@ -14,21 +16,19 @@ pub struct Guided<'a> {
     pub model: &'a dyn Denoiser,
     /// Guidance scale `s` (1 = plain conditional model).
     pub scale: f32,
-    /// The label the model was trained with for "no class".
-    pub null_label: usize,
     /// Prediction channels `C` (the first `C` output channels are guided).
     pub channels: usize,
 }
 
 impl Denoiser for Guided<'_> {
     // ANCHOR: guidance
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
-        let y = y.expect("classifier-free guidance needs class labels");
-        let null = vec![self.null_label; x_t.shape()[0]];
-        // The conditional and the unconditional prediction, side by side on two threads.
+    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
+        assert!(!y.is_none(), "classifier-free guidance needs a condition");
+        let null = y.null(); // the same batch with the null label (or the empty caption)
+                             // The conditional and the unconditional prediction, side by side on two threads.
         let (cond, uncond) = rayon::join(
-            || self.model.predict(x_t, t, Some(y)),
-            || self.model.predict(x_t, t, Some(&null)),
+            || self.model.predict(x_t, t, y),
+            || self.model.predict(x_t, t, &null),
         );
         let (ec, rest) = Diffusion::split(&cond, self.channels);
         let (eu, _) = Diffusion::split(&uncond, self.channels);

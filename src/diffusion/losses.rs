@@ -11,7 +11,7 @@
 //! Everything is computed in `f64` and handed back as `f32`, together with the gradient of the
 //! batch loss with respect to the whole model output (both halves), written by hand.
 
-use super::model::{Diffusion, LossType, Prediction};
+use super::gaussian_diffusion::{Diffusion, LossType, Prediction};
 use ndarray::{ArrayD, Axis};
 
 /// The loss of one batch and its gradient with respect to the model output.

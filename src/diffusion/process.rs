@@ -48,13 +48,6 @@ impl Schedule {
     }
     // ANCHOR_END: q_sample
 
-    /// Mean and variance of $q(x_t \mid x_0)$: $(\sqrt{\bar\alpha_t}\,x_0,\ 1 - \bar\alpha_t)$.
-    pub fn q_mean_variance(&self, x0: &ArrayD<f32>, t: &[usize]) -> (ArrayD<f32>, Vec<f64>) {
-        let mean = scale(&self.sqrt_alphas_cumprod, x0, t);
-        let var = t.iter().map(|&s| 1.0 - self.alphas_cumprod[s]).collect();
-        (mean, var)
-    }
-
     // ANCHOR: posterior
     /// The posterior $q(x_{t-1} \mid x_t, x_0) = \mathcal N(\tilde\mu_t, \tilde\beta_t I)$:
     /// returns $\tilde\mu_t = c_1 x_0 + c_2 x_t$ and, per batch element, $\tilde\beta_t$ and

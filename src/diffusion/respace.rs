@@ -6,7 +6,7 @@
 //! $\beta'_k = 1 - \bar\alpha_{s_k} / \bar\alpha_{s_{k-1}}$; the model is still called with the
 //! original timestep $s_k$ (the [`Diffusion::timestep_map`]).
 
-use super::model::Diffusion;
+use super::gaussian_diffusion::Diffusion;
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 

@@ -4,7 +4,9 @@
 //!
 //! The steps follow improved-diffusion's `p_sample` and `ddim_sample`.
 
-use super::model::{Denoiser, Diffusion};
+use super::condition::Condition;
+use super::denoiser::Denoiser;
+use super::gaussian_diffusion::Diffusion;
 use crate::tensor::{init, Rng};
 use ndarray::{ArrayD, Axis, Zip};
 
@@ -63,7 +65,7 @@ impl Diffusion {
         model: &dyn Denoiser,
         x: &ArrayD<f32>,
         t: &[usize],
-        y: Option<&[usize]>,
+        y: &Condition,
     ) -> ArrayD<f32> {
         model.predict(x, &self.model_t(t), y)
     }
@@ -76,7 +78,7 @@ impl Diffusion {
         model: &dyn Denoiser,
         x: &ArrayD<f32>,
         t: &[usize],
-        y: Option<&[usize]>,
+        y: &Condition,
         clip_x0: bool,
         rng: &mut Rng,
     ) -> Step {
@@ -100,7 +102,7 @@ impl Diffusion {
         model: &dyn Denoiser,
         x: &ArrayD<f32>,
         t: &[usize],
-        y: Option<&[usize]>,
+        y: &Condition,
         clip_x0: bool,
         eta: f32,
         rng: &mut Rng,
@@ -144,7 +146,7 @@ impl Diffusion {
         model: &dyn Denoiser,
         shape: &[usize],
         noise: Option<ArrayD<f32>>,
-        y: Option<&[usize]>,
+        y: &Condition,
         opts: SampleOptions,
         rng: &mut Rng,
         on_step: &mut OnStep<'_>,

@@ -134,7 +134,7 @@ impl DiTBlock {
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, DiTBlockCache) {
         let (n, d) = x.dim();
         let b = c.nrows();
-        // the MLP branch's shift is chunk 3 (adaLN: 2)
+        // the MLP branch's shift: chunk 3 (adaLN: 2)
         let s2 = self.per_branch();
         // $[\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2] = W\,\mathrm{silu}(c) + b$   (B, 6D)
         let (sc, act) = Silu.forward(c);

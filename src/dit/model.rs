@@ -22,7 +22,7 @@ use super::embed::{LabelEmbedder, TimestepEmbedder, TimestepEmbedderCache};
 use super::patch::{patchify, unpatchify, ChannelOrder, PatchEmbed, PatchEmbedCache};
 use super::pos_embed::pos_embed_2d;
 use super::trunk::{Trunk, TrunkCache};
-use crate::diffusion::{Denoiser, TrainableDenoiser};
+use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use crate::error::Result;
 use crate::nn::EmbeddingCache;
 use crate::param::{join, Param, Parameters};
@@ -193,8 +193,9 @@ fn as_images(x: &ArrayD<f32>) -> ArrayView4<'_, f32> {
 }
 
 impl Denoiser for DiT {
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
-        self.forward_infer(as_images(x_t), t, y).into_dyn()
+    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
+        self.forward_infer(as_images(x_t), t, y.label_ids(self.null_label()).as_deref())
+            .into_dyn()
     }
 }
 
@@ -205,9 +206,10 @@ impl TrainableDenoiser for DiT {
         &self,
         x_t: &ArrayD<f32>,
         t: &[usize],
-        y: Option<&[usize]>,
+        y: &Condition,
     ) -> (ArrayD<f32>, DiTCache) {
-        let (out, cache) = self.forward(as_images(x_t), t, y);
+        let (out, cache) =
+            self.forward(as_images(x_t), t, y.label_ids(self.null_label()).as_deref());
         (out.into_dyn(), cache)
     }
 

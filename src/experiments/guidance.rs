@@ -5,10 +5,11 @@
 
 use super::plot::{draw, Corner, Line, Lines, Panel};
 use super::report::{percent, Json, Table};
-use super::runs::{progress, reference_dit, say, score_ddim, Score};
+use super::runs::{reference_dit, score_ddim, Score};
 use super::setup::Setup;
 use super::{Context, Outcome};
 use crate::error::Result;
+use crate::io::progress::{progress, say};
 use crate::models::load_model;
 
 /// The guidance scales of the sweep.

@@ -29,50 +29,38 @@ pub use catalog::{long_help, Budget, Experiment};
 use crate::error::Result;
 use crate::metrics::ClassifierTrainOptions;
 use crate::vae::train::TrainVaeOptions;
-use clap::Args;
 use report::{write_outputs, Json};
 use setup::{Setup, SetupOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The command line of `dit_experiments`.
-#[derive(Args, Clone, Debug)]
-pub struct ExperimentArgs {
+/// What `dit_experiments` runs (its command line is [`crate::cli::experiments`]).
+#[derive(Clone, Debug)]
+pub struct ExperimentOptions {
     /// scaling, conditioning, unet-vs-dit, guidance, samplers or all.
     pub experiment: String,
     /// The short setting: ≤ 10 minutes per experiment on two cores.
-    #[arg(long)]
     pub quick: bool,
     /// Folder of the results (one subfolder per experiment).
-    #[arg(long, default_value = "out/experiments")]
     pub out: PathBuf,
     /// Seed of the data order, the initialisations and the samples.
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The demo's folder, whose VAE, latents and DiT are reused when present.
-    #[arg(long, default_value = "out/demo")]
     pub demo_dir: PathBuf,
     /// The evaluation classifier's cache.
-    #[arg(long, default_value = "out/classifier")]
     pub classifier_cache: PathBuf,
     /// Override the training steps (tests).
-    #[arg(long, hide = true)]
     pub steps: Option<u64>,
     /// Override the batch (tests).
-    #[arg(long, hide = true)]
     pub batch: Option<usize>,
     /// Override the samples per class (tests).
-    #[arg(long, hide = true)]
     pub per_class: Option<usize>,
     /// Override the DDIM steps of the scores (tests).
-    #[arg(long, hide = true)]
     pub sample_steps: Option<usize>,
     /// Override the VAE's steps (tests).
-    #[arg(long, hide = true)]
     pub vae_steps: Option<u64>,
     /// Digits for the VAE, the latents and the classifier, and the classifier's steps
     /// (tests: a tiny setup).
-    #[arg(long, hide = true)]
     pub tiny_setup: Option<usize>,
 }
 
@@ -108,7 +96,7 @@ pub struct Outcome {
     pub headline: Vec<(String, Json)>,
 }
 
-impl ExperimentArgs {
+impl ExperimentOptions {
     fn context(&self, e: Experiment) -> Context {
         let b = e.budget(self.quick);
         let mut command = format!(
@@ -170,7 +158,7 @@ impl ExperimentArgs {
 
 /// Runs the experiment(s) `args` names, writes their files, prints their headline lines (for
 /// `all`, one more line gathering them); returns the headlines.
-pub fn run(args: &ExperimentArgs) -> Result<Vec<Json>> {
+pub fn run(args: &ExperimentOptions) -> Result<Vec<Json>> {
     let experiments = Experiment::parse(&args.experiment)?;
     let start = Instant::now();
     let mut headlines = Vec::new();
@@ -197,7 +185,7 @@ pub fn run(args: &ExperimentArgs) -> Result<Vec<Json>> {
     Ok(headlines)
 }
 
-fn run_one(args: &ExperimentArgs, e: Experiment) -> Result<Json> {
+fn run_one(args: &ExperimentOptions, e: Experiment) -> Result<Json> {
     let start = Instant::now();
     let ctx = args.context(e);
     println!(

@@ -7,19 +7,19 @@ use super::report::{percent, Json, Table};
 use super::setup::Setup;
 use super::Context;
 use crate::demo::{DemoOptions, DEMO_DIT, DEMO_GUIDANCE};
-use crate::diffusion::sample_images::{sample_grid, to_pixels, FigureOptions};
-use crate::diffusion::TrainImagesReport;
-use crate::diffusion::{Denoiser, Guided, SampleOptions, SamplerKind, TrainImagesOptions};
+use crate::diffusion::draw::CHUNK;
+use crate::diffusion::{sample_grid, Draw, DrawStep, Grid, SamplerKind};
 use crate::dit::DiTConfig;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::read_metadata;
 use crate::metrics::{evaluate, EvalReport};
-use crate::models::{load_model, train_dit, Loaded};
-use crate::tensor::{init, rng};
-use crate::unet::train::train_unet;
+use crate::models::dit::train_dit;
+use crate::models::unet::train_unet;
+use crate::models::{load_model, Loaded};
+use crate::train::preview::to_images;
+use crate::train::{TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
-use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{concatenate, Axis};
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -27,8 +27,6 @@ use std::time::Instant;
 const FIGURE_STEPS: usize = 25;
 /// Samples per class of that grid.
 const FIGURE_PER_CLASS: usize = 2;
-/// Samples per sampler call, as [`sample_grid`]'s, so DDIM here draws its very samples.
-const CHUNK: usize = 40;
 
 /// A model to train.
 #[derive(Clone, Debug)]
@@ -55,7 +53,7 @@ pub struct Score {
 /// A trained and scored run.
 pub struct Run {
     pub spec: RunSpec,
-    pub report: TrainImagesReport,
+    pub report: TrainReport,
     /// Mean loss of the last 10 % of the steps.
     pub final_loss: f64,
     pub score: Score,
@@ -143,7 +141,7 @@ pub fn slug(label: &str) -> String {
 
 /// The demo's recipe (warm-up, cosine decay, clipping, lr 3e-3, batch 64) at the context's
 /// steps, batch and seed, on the setup's latents, writing into `out`.
-pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainImagesOptions {
+pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainOptions {
     let demo = DemoOptions {
         seed: ctx.seed,
         dit_steps: ctx.steps,
@@ -152,7 +150,7 @@ pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainImagesO
         sample_steps: FIGURE_STEPS.min(ctx.sample_steps),
         ..DemoOptions::default()
     };
-    TrainImagesOptions {
+    TrainOptions {
         out,
         samples_per_class: FIGURE_PER_CLASS.min(ctx.per_class),
         ..demo.dit_train_options(setup.latents.clone(), setup.vae_path.clone())
@@ -163,7 +161,7 @@ pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainImagesO
 /// the context's guidance.
 pub fn train_and_score(ctx: &Context, setup: &Setup, spec: &RunSpec) -> Result<Run> {
     let out = ctx.dir.join("runs").join(slug(&spec.label));
-    let opts = TrainImagesOptions {
+    let opts = TrainOptions {
         lr: spec.lr,
         ..train_options(ctx, setup, out)
     };
@@ -189,26 +187,13 @@ pub fn train_and_score(ctx: &Context, setup: &Setup, spec: &RunSpec) -> Result<R
 /// Scores `loaded` as `minisora evaluate` does: `ctx.per_class` samples of every class with
 /// DDIM over `ctx.sample_steps` steps at `guidance`, decoded, against the real digits.
 pub fn score_ddim(ctx: &Context, setup: &Setup, loaded: &Loaded, guidance: f32) -> Result<Score> {
-    let null = null_label(loaded)?;
-    let fig = FigureOptions {
-        shape: loaded.shape,
-        classes: loaded.num_classes,
-        null_label: Some(null),
-        guidance,
-        sample_steps: ctx.sample_steps,
-        per_class: ctx.per_class,
-        scale: loaded.scale,
-        seed: ctx.seed,
-        out: PathBuf::new(),
-    };
-    let start = Instant::now();
-    let samples = sample_grid(&loaded.model, &loaded.diffusion, &fig, false, 0)?;
-    let sample_seconds = start.elapsed().as_secs_f64();
-    judge(setup, loaded, &samples.x, &samples.labels, sample_seconds)
+    let how = Draw::ddim(ctx.sample_steps, guidance, ctx.seed);
+    score_with(ctx, setup, loaded, &how, &mut |_| {})
 }
 
 /// `ctx.per_class` samples of every class with `kind` over `steps` respaced steps at
-/// `guidance`, timed (model and sampler, not the decoding), ticking `bar` once per step.
+/// `guidance` (the samples `minisora evaluate` draws when `kind` is its DDIM), timed (model
+/// and sampler, not the decoding), ticking `bar` once per step.
 pub fn score_sampler(
     ctx: &Context,
     setup: &Setup,
@@ -218,58 +203,32 @@ pub fn score_sampler(
     guidance: f32,
     bar: &ProgressBar,
 ) -> Result<Score> {
-    let null = null_label(loaded)?;
-    let d = &loaded.diffusion;
-    // The respacing `minisora sample` uses: DDIM's even stride when it exists.
-    let spaced = match kind {
-        SamplerKind::Ddim { .. } => d
-            .respace_spec(&format!("ddim{steps}"))
-            .or_else(|_| d.respace_spec(&steps.to_string()))?,
-        SamplerKind::Ddpm => d.respace_spec(&steps.to_string())?,
-    };
-    let classes = loaded.num_classes.min(10);
-    let n = classes * ctx.per_class;
-    let labels: Vec<usize> = (0..n).map(|i| i / ctx.per_class).collect();
-    let (c, h, w) = loaded.shape;
-    // The noise of `sample_grid`, so DDIM draws the samples `score_ddim` does.
-    let noise = init::normal(&[n, c, h, w], 1.0, &mut rng(ctx.seed ^ 0x5a3e)); // x_T
-    let guided = Guided {
-        model: &loaded.model,
-        scale: guidance,
-        null_label: null,
-        channels: c,
-    };
-    let model: &dyn Denoiser = if guidance != 1.0 {
-        &guided
-    } else {
-        &loaded.model
-    };
-    let opts = SampleOptions {
+    let how = Draw {
         kind,
-        clip_x0: false,
+        ..Draw::ddim(steps, guidance, ctx.seed)
     };
-    let mut r = rng(ctx.seed ^ 0xd0d1);
+    score_with(ctx, setup, loaded, &how, &mut |_| bar.inc(1))
+}
+
+/// Draws the class grid of `loaded` with `how`, times it and judges it.
+fn score_with(
+    ctx: &Context,
+    setup: &Setup,
+    loaded: &Loaded,
+    how: &Draw,
+    on_step: &mut dyn FnMut(&DrawStep),
+) -> Result<Score> {
+    null_label(loaded)?;
+    let grid = Grid {
+        shape: loaded.shape.clone(),
+        rows: loaded.class_rows(),
+        per_row: ctx.per_class,
+        draw: *how,
+    };
     let start = Instant::now();
-    let mut parts = Vec::new();
-    for from in (0..n).step_by(CHUNK) {
-        let to = (from + CHUNK).min(n);
-        let x_t = noise.slice_axis(Axis(0), (from..to).into()).to_owned();
-        let shape = x_t.shape().to_vec();
-        let y = &labels[from..to];
-        parts.push(spaced.sample(
-            model,
-            &shape,
-            Some(x_t),
-            Some(y),
-            opts,
-            &mut r,
-            &mut |_, _, _| bar.inc(1),
-        ));
-    }
+    let samples = sample_grid(&*loaded.model, &loaded.diffusion, &grid, 0, on_step)?;
     let sample_seconds = start.elapsed().as_secs_f64();
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    let x = concatenate(Axis(0), &views).expect("chunks share their shape");
-    judge(setup, loaded, &x, &labels, sample_seconds)
+    judge(setup, loaded, &samples.x, &samples.labels(), sample_seconds)
 }
 
 /// Decodes model-space samples and evaluates them against the first `2N` real digits.
@@ -280,7 +239,7 @@ fn judge(
     labels: &[usize],
     sample_seconds: f64,
 ) -> Result<Score> {
-    let pixels = to_pixels(x, loaded.latent.then_some(&setup.vae), loaded.scale);
+    let pixels = to_images(x, loaded.latent.then_some(&setup.vae), loaded.scale);
     let real = setup.real_for(labels.len())?;
     let eval = evaluate(&setup.classifier, pixels.view(), labels, real)?;
     Ok(Score {
@@ -301,27 +260,6 @@ fn null_label(loaded: &Loaded) -> Result<usize> {
 /// Sampler calls per chunk of [`score_sampler`], for sizing its progress bar.
 pub fn sampler_calls(ctx: &Context, steps: usize) -> u64 {
     (10 * ctx.per_class).div_ceil(CHUNK) as u64 * steps as u64
-}
-
-/// Prints `line` above `bar` (or plainly when the bar is hidden, off a terminal).
-pub fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-/// A progress bar (stderr; hidden off a terminal).
-pub fn progress(len: u64, prefix: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix.to_string());
-    bar
 }
 
 /// The DiT the guidance and sampler experiments share: the demo's DiT-tiny/2 when the setup
@@ -349,7 +287,7 @@ pub fn reference_dit(ctx: &Context, setup: &Setup) -> Result<(PathBuf, String)> 
     }
     let out = ctx.out.join("reference");
     let ckpt = out.join("dit.safetensors");
-    let opts = TrainImagesOptions {
+    let opts = TrainOptions {
         guidance: DEMO_GUIDANCE,
         ..train_options(ctx, setup, out)
     };

@@ -6,11 +6,12 @@
 
 use super::plot::{draw, Line, Lines, Panel};
 use super::report::{percent, Json, Table};
-use super::runs::{progress, reference_dit, sampler_calls, say, score_sampler, Score};
+use super::runs::{reference_dit, sampler_calls, score_sampler, Score};
 use super::setup::Setup;
 use super::{Context, Outcome};
 use crate::diffusion::SamplerKind;
 use crate::error::Result;
+use crate::io::progress::{progress, say};
 use crate::models::load_model;
 
 /// Sampling steps of the sweep.

@@ -13,8 +13,8 @@ use super::{Context, Outcome};
 use crate::demo::{DEMO_DIT, DEMO_LR};
 use crate::dit::{dit_flops, DiTConfig};
 use crate::error::Result;
+use crate::models::unet::{default_config, default_options};
 use crate::tensor::rng;
-use crate::unet::train::{default_config, default_options};
 use crate::unet::{UNet, UNetConfig};
 
 /// DiT-tiny/2 without the learned variance (ε only, as the U-Net).

@@ -36,7 +36,6 @@ type Encoded = (String, Vec<usize>, Vec<u8>);
 /// How many names an error lists before it says "and N more".
 const NAMES_SHOWN: usize = 5;
 
-// ANCHOR: save
 /// Every parameter of `model` (names from [`Parameters::visit`], f32, row-major) plus string
 /// metadata. The `format` key is added here and may not be in `metadata`.
 pub fn save_checkpoint(
@@ -46,7 +45,6 @@ pub fn save_checkpoint(
 ) -> Result<()> {
     save_checkpoint_with(path, model, &[], metadata)
 }
-// ANCHOR_END: save
 
 /// [`save_checkpoint`] plus `extra` named tensors that are not parameters (a model's fixed
 /// buffers, such as DiT's `pos_embed`), stored beside them. The names must all differ.
@@ -78,7 +76,6 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     checkpoint_metadata(path, meta)
 }
 
-// ANCHOR: load
 /// Fills every parameter of `model` from the file; returns the metadata (without `format`).
 /// Everything is checked first: on any error the model is left unchanged. Gradients are not
 /// touched.
@@ -169,7 +166,6 @@ pub fn load_checkpoint_with(
     });
     Ok((extras, meta))
 }
-// ANCHOR_END: load
 
 /// Arbitrary named f32 tensors (e.g. a dataset's latents and labels as f32) + metadata.
 pub fn save_tensors(

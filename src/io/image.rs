@@ -5,12 +5,17 @@
 //! Files are encoded in memory with the `image` crate, then written with
 //! [`write_atomic`], so an interrupted run never leaves half a file.
 
-use crate::data::dataset::unit_to_byte;
 use crate::error::{write_atomic, Error, Result};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 use ndarray::ArrayView4;
 use std::io::Cursor;
 use std::path::Path;
+
+/// A value in `[−1, 1]` back to a byte (clamped, rounded).
+#[inline]
+pub fn unit_to_byte(x: f32) -> u8 {
+    ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+}
 
 /// How to lay images out in a grid.
 #[derive(Clone, Copy, Debug)]

@@ -92,7 +92,6 @@ fn bounds(series: &[Series], log_y: bool) -> (f64, f64, f64, f64) {
     }
 }
 
-// ANCHOR: line_plot
 /// Line plot of several series with a legend; `log_y` puts the y axis on a log scale.
 pub fn line_plot(
     path: &Path,
@@ -155,7 +154,6 @@ pub fn line_plot(
         Ok(())
     })
 }
-// ANCHOR_END: line_plot
 
 /// A training-loss figure: every step's loss and its moving average (decay 0.98, bias-corrected
 /// as Adam's moments, since it starts at 0), on a linear axis.

@@ -1,4 +1,5 @@
-//! A progress bar for training loops: step, loss, steps per second and time left.
+//! Progress bars: [`Progress`] for training loops (step, loss, steps per second, time left),
+//! and [`progress`] with [`say`] for loops that print lines as they go.
 //! Drawn on stderr; hidden when stderr is not a terminal (logs stay clean).
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,5 +33,26 @@ impl Progress {
     /// Clears the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A progress bar over `len` items with a message slot (stderr; hidden off a terminal).
+pub fn progress(len: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// Prints `line` above `bar` (or plainly when the bar is hidden, off a terminal).
+pub fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
     }
 }

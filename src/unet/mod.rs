@@ -14,7 +14,6 @@ pub mod flops;
 pub mod model;
 pub mod resblock;
 pub mod sequential;
-pub mod train;
 
 pub use attention::{AttentionBlock, AttentionBlockCache};
 pub use config::UNetConfig;

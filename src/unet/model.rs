@@ -28,7 +28,7 @@ use super::config::UNetConfig;
 use super::embed::{TimestepEmbedder, TimestepEmbedderCache};
 use super::resblock::{normalization, zero_conv, ResBlock};
 use super::sequential::{Block, Layer, LayerCache};
-use crate::diffusion::{Denoiser, TrainableDenoiser};
+use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use crate::error::Result;
 use crate::nn::{ActivationCache, Conv2d, Conv2dCache, GroupNorm, GroupNormCache, Silu};
 use crate::nn::{Downsample, Upsample};
@@ -293,8 +293,13 @@ fn as_images(x: &ArrayD<f32>) -> Array4<f32> {
 }
 
 impl Denoiser for UNet {
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
-        self.forward_infer(&as_images(x_t), t, y).into_dyn()
+    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
+        self.forward_infer(
+            &as_images(x_t),
+            t,
+            y.label_ids(self.null_label().unwrap_or(0)).as_deref(),
+        )
+        .into_dyn()
     }
 }
 
@@ -305,9 +310,13 @@ impl TrainableDenoiser for UNet {
         &self,
         x_t: &ArrayD<f32>,
         t: &[usize],
-        y: Option<&[usize]>,
+        y: &Condition,
     ) -> (ArrayD<f32>, UNetCache) {
-        let (out, cache) = self.forward(&as_images(x_t), t, y);
+        let (out, cache) = self.forward(
+            &as_images(x_t),
+            t,
+            y.label_ids(self.null_label().unwrap_or(0)).as_deref(),
+        );
         (out.into_dyn(), cache)
     }
 

@@ -1,7 +1,7 @@
 //! The KL-regularised autoencoder of latent diffusion (Rombach et al. 2022,
 //! <https://arxiv.org/abs/2112.10752>), scaled down: images in, a small grid of Gaussian
-//! latents out, and back. Every later model (latent diffusion, DiT, the video DiT) works in
-//! its latent space.
+//! latents out, and back. Every later model (latent diffusion, the U-Net, DiT; the video DiT
+//! once it is written) works in its latent space.
 //!
 //! - blocks: [`resblock`], [`attn_block`], and from [`crate::nn`] the
 //!   [`Downsample`](crate::nn::Downsample) and [`Upsample`](crate::nn::Upsample)

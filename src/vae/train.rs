@@ -1,6 +1,6 @@
 //! Training the KL-VAE, shared by `examples/vae.rs` and `minisora train-vae`: AdamW on
-//! reconstruction + β·KL, then the measurements the issue asks for — held-out PSNR, the KL per
-//! image, the latent standard deviation and the scale factor it implies — the figures in
+//! reconstruction + β·KL, then the measurements the VAE chapter reports — held-out PSNR, the KL
+//! per image, the latent standard deviation and the scale factor it implies — the figures in
 //! `out/vae/`, and a safetensors checkpoint whose metadata holds the config and the scale.
 
 use super::{AutoencoderKL, Recon, VaeConfig, VaeLoss};

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's side of `examples/bench_train.rs`: the same DiT training step, timed the same way.
 
-Measures, on this machine, what issue 7's bar was measured with: PyTorch (eager mode) training
+Measures, on this machine, what the performance appendix compares against: PyTorch (eager mode) training
 the reference DiT — the model of `dit_reference.py` (facebookresearch/DiT's module structure),
 with attention through `F.scaled_dot_product_attention` as timm's fused path does — on batches of
 64 latents of 4 × 8 × 8, learned variance, DiT's hybrid loss (ε-MSE plus the variational bound

@@ -2,6 +2,8 @@
 //! determinism). Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use minisora::dit::{Conditioning, DiTConfig};
 use minisora::gradcheck::{random_input, GradCheck, Report};
 use minisora::io::checkpoint::{load_tensors, Tensors, CHECKPOINT_FORMAT};

@@ -1,8 +1,8 @@
-//! One optimisation step of an image diffusion model, as DiT's `train.py` takes it: the
+//! One optimisation step of a diffusion model, as DiT's `train.py` takes it: the
 //! noised batch through the model, the training loss, the backward pass, optional gradient
 //! clipping, the AdamW step and the EMA update.
 //!
-//! The image trainer ([`super::train_images`]) calls it for every step and
+//! The trainer ([`super::trainer`]) calls it for every step and
 //! `examples/bench_train.rs` times it, so the benchmark measures exactly the step a reader's
 //! run takes, split into its three phases.
 //!
@@ -17,9 +17,8 @@
 //! whatever the thread count, so 1 and 2 threads give the same bits. The loss is computed on
 //! the whole batch: each sample's term depends on that sample alone.
 
-use super::image_data::check_output;
-use super::{training_losses, Diffusion, TrainableDenoiser};
-use crate::error::Result;
+use crate::diffusion::{training_losses, Condition, Diffusion, TrainableDenoiser};
+use crate::error::{Error, Result};
 use crate::optim::{clip_grad_norm, AdamW, Ema};
 use crate::param::Parameters;
 use ndarray::{concatenate, ArrayD, Axis, Slice};
@@ -27,12 +26,12 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::time::Instant;
 
-/// One step's inputs: clean samples, timesteps, noise and (already dropped) labels.
+/// One step's inputs: clean samples, timesteps, noise and (already dropped) conditions.
 pub struct StepBatch<'a> {
-    pub x0: &'a ArrayD<f32>,    // (B, C, H, W)
+    pub x0: &'a ArrayD<f32>,    // (B, C, …)
     pub t: &'a [usize],         // (B)
-    pub noise: &'a ArrayD<f32>, // (B, C, H, W), ε
-    pub y: Option<&'a [usize]>, // (B), the null label where dropped
+    pub noise: &'a ArrayD<f32>, // (B, C, …), ε
+    pub y: &'a Condition,       // (B), the null condition where dropped
 }
 
 /// The optimiser's side of a step, and the model copy kept between steps.
@@ -81,8 +80,8 @@ pub fn train_step<M: TrainableDenoiser>(
     let forward: Vec<_> = parts
         .par_iter()
         .map(|r| {
-            let y = batch.y.map(|y| &y[r.clone()]);
-            model.forward_train(&rows(&x_t, r), &batch.t[r.clone()], y)
+            let y = batch.y.slice(r.clone());
+            model.forward_train(&rows(&x_t, r), &batch.t[r.clone()], &y)
         })
         .collect();
     let outs: Vec<_> = forward.iter().map(|(out, _)| out.view()).collect();
@@ -160,4 +159,23 @@ fn add_grads<M: Parameters>(model: &mut M, copy: &mut M) {
 /// Samples `r` of a batch, as a new array.
 fn rows(a: &ArrayD<f32>, r: &Range<usize>) -> ArrayD<f32> {
     a.slice_axis(Axis(0), Slice::from(r.clone())).to_owned()
+}
+
+/// The model must output `C` channels, or `2C` when the diffusion learns the variance.
+pub fn check_output(shape: &[usize], c: usize, diffusion: &Diffusion, name: &str) -> Result<()> {
+    let want = if diffusion.learns_variance() {
+        2 * c
+    } else {
+        c
+    };
+    if shape.len() < 2 || shape[1] != want {
+        return Err(Error::new(
+            format!("the model `{name}` outputs shape {shape:?}, but the diffusion needs {want} channels"),
+            format!(
+                "build the model with out_channels = {want} ({} the variance)",
+                if diffusion.learns_variance() { "learning" } else { "not learning" }
+            ),
+        ));
+    }
+    Ok(())
 }

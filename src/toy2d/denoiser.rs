@@ -1,10 +1,10 @@
-//! The toy denoiser of the 2-D chapter: a small MLP on `[x, emb(t)]`.
+//! The toy denoiser of the DDPM chapter's 2-D points: a small MLP on `[x, emb(t)]`.
 //!
 //! `x` is a batch of points `(B, D)`; `t` is embedded with the same sinusoids DiT uses
 //! ([`timestep_embedding`]) and concatenated to `x`; then `depth` blocks of Linear + SiLU and a
 //! final Linear produce the prediction `(B, D)` (or `(B, 2D)` with a learned variance).
 
-use super::model::Denoiser;
+use crate::diffusion::{Condition, Denoiser};
 use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
@@ -104,7 +104,7 @@ impl MlpDenoiser {
 }
 
 impl Denoiser for MlpDenoiser {
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], _y: Option<&[usize]>) -> ArrayD<f32> {
+    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], _y: &Condition) -> ArrayD<f32> {
         let mut h = self.input(x_t, t);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {

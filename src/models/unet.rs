@@ -1,19 +1,36 @@
-//! Training the U-Net, shared by `examples/unet.rs` and `minisora train --model unet`: load the
-//! data, size the model to it (channels, classes), and hand both to the generic image trainer
-//! [`train_images`] — the same trainer DiT uses, so the two are compared on equal terms.
+//! The U-Net's recipe, shared by `examples/unet.rs` and `minisora train --model unet`: load the
+//! data, size the model to it (channels, classes), and hand both to the trainer
+//! [`train`] — the same trainer DiT uses, so the two are compared on equal terms.
 //!
 //! The diffusion is DiT's except for the variance: linear schedule, T = 1000, ε-prediction,
 //! with a fixed variance ($\tilde\beta_t$), because the samples are drawn with DDIM, which
 //! does not use it.
 
-use super::{UNet, UNetConfig};
-use crate::diffusion::{
-    train_images, BetaSchedule, Diffusion, ImageSource, LossType, ModelInfo, Prediction, Schedule,
-    TrainData, TrainImagesOptions, TrainImagesReport, VarianceType,
-};
+use super::{Family, Net};
+use crate::diffusion::{BetaSchedule, Diffusion, LossType, Prediction, Schedule, VarianceType};
 use crate::error::{Error, Result};
+use crate::io::checkpoint::{load_checkpoint, Tensors};
 use crate::tensor::rng;
-use std::path::PathBuf;
+use crate::train::state::assign_weights;
+use crate::train::{train, ModelInfo, Source, TrainData, TrainOptions, TrainReport};
+use crate::unet::{UNet, UNetConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The U-Net in the registry.
+pub const FAMILY: Family = Family {
+    key: "unet",
+    accepts: |name| name == "unet" || name == "u-net",
+    recipe: default_options,
+    train: |_, flags, opts| train_unet(&flags.unet, opts),
+    load,
+};
+
+impl Net for UNet {
+    fn null_label(&self) -> Option<usize> {
+        UNet::null_label(self)
+    }
+}
 
 /// The default latent file (`minisora encode` writes it).
 pub const DEFAULT_LATENTS: &str = "out/latents/digits.safetensors";
@@ -37,9 +54,9 @@ pub fn unet_diffusion() -> Diffusion {
 /// digits than 1000 steps of batch 64 (more updates matter more than bigger batches here);
 /// 1800 steps keep the run under five minutes with the cores shared. Guidance 2–6 all look
 /// alike and far better than 1 (no guidance); 4 is DiT's choice.
-pub fn default_options() -> TrainImagesOptions {
-    TrainImagesOptions {
-        data: ImageSource::Latents(PathBuf::from(DEFAULT_LATENTS)),
+pub fn default_options() -> TrainOptions {
+    TrainOptions {
+        data: Source::Latents(PathBuf::from(DEFAULT_LATENTS)),
         vae: PathBuf::from(DEFAULT_VAE),
         steps: 1800,
         batch: 32,
@@ -52,7 +69,7 @@ pub fn default_options() -> TrainImagesOptions {
         guidance: 4.0,
         sample_steps: 50,
         out: PathBuf::from("out/unet"),
-        ..TrainImagesOptions::default()
+        ..TrainOptions::default()
     }
 }
 
@@ -70,9 +87,14 @@ pub fn default_config() -> UNetConfig {
 
 /// Loads `opts.data`, builds a U-Net shaped by `config` with the data's channels and classes
 /// (seeded with `opts.seed`), trains it, samples it and saves it.
-pub fn train_unet(config: &UNetConfig, opts: &TrainImagesOptions) -> Result<TrainImagesReport> {
+pub fn train_unet(config: &UNetConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let data = TrainData::load(opts)?;
-    let (c, h, w) = data.sample_shape();
+    let &[c, h, w] = data.sample_shape() else {
+        return Err(Error::new(
+            format!("{} does not hold images (C, H, W)", opts.data.name()),
+            "train the U-Net on images",
+        ));
+    };
     let config = UNetConfig {
         in_channels: c,
         out_channels: c,
@@ -100,5 +122,21 @@ pub fn train_unet(config: &UNetConfig, opts: &TrainImagesOptions) -> Result<Trai
         metadata: model.config.to_metadata(),
         buffers: Vec::new(),
     };
-    train_images(&mut model, &info, &unet_diffusion(), &data, opts)
+    train(&mut model, &info, &unet_diffusion(), &data, opts)
+}
+
+/// A U-Net checkpoint: the config from the metadata, the weights (or the EMA's).
+fn load(
+    path: &Path,
+    tensors: &Tensors,
+    meta: &BTreeMap<String, String>,
+    training: bool,
+) -> Result<Box<dyn Net>> {
+    let mut unet = UNet::new(UNetConfig::from_metadata(meta)?, &mut rng(0))?;
+    if training {
+        assign_weights(path, &mut unet, tensors, "ema.")?;
+    } else {
+        load_checkpoint(path, &mut unet)?;
+    }
+    Ok(Box::new(unet))
 }

@@ -1,6 +1,5 @@
-//! What a network's output means: the [`Denoiser`] interface every model implements, the
-//! [`Diffusion`] that pairs a schedule with the meaning of the output (which target, which
-//! variance), and $p_\theta(x_{t-1} \mid x_t)$ computed from one output.
+//! What a network's output means: the [`Diffusion`] that pairs a schedule with the meaning of
+//! the output (which target, which variance), and $p_\theta(x_{t-1} \mid x_t)$ computed from one output.
 //!
 //! The options and their defaults follow openai/improved-diffusion's `GaussianDiffusion`,
 //! which facebookresearch/DiT uses unchanged with: linear schedule, T = 1000, ε-prediction,
@@ -9,31 +8,6 @@
 use super::process::combine;
 use super::schedule::{BetaSchedule, Schedule};
 use ndarray::{concatenate, ArrayD, Axis, Slice};
-
-// ANCHOR: denoiser
-/// A network that denoises: `(x_t, t, y) → output`, batch first.
-///
-/// * `x_t`: `(B, C, …)` noisy samples (for 2-D points `(B, 2)`; for images `(B, C, H, W)`).
-/// * `t`: one timestep per batch element, in the model's own numbering (the original
-///   `0..T` even when sampling with a respaced schedule).
-/// * `y`: one class label per batch element, or `None` for an unconditional model. A
-///   class-conditional model reserves one label (by convention `num_classes`) as the
-///   "null" label that classifier-free guidance uses for the unconditional prediction.
-/// * output: `(B, C, …)`, or `(B, 2C, …)` when the model also predicts its variance
-///   ([`VarianceType::LearnedRange`]); channels are axis 1.
-pub trait Denoiser: Sync {
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32>;
-}
-// ANCHOR_END: denoiser
-
-impl<F> Denoiser for F
-where
-    F: Fn(&ArrayD<f32>, &[usize], Option<&[usize]>) -> ArrayD<f32> + Sync,
-{
-    fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: Option<&[usize]>) -> ArrayD<f32> {
-        self(x_t, t, y)
-    }
-}
 
 /// What the network's first `C` output channels predict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,12 +1,13 @@
-//! The 2-D chapter's experiment as a library function, shared by `examples/ddpm_2d.rs` and
+//! The DDPM chapter's 2-D experiment as a library function, shared by `examples/ddpm_2d.rs` and
 //! `minisora train-2d`: train a small MLP denoiser on a toy distribution, sample it with DDPM
 //! (all T = 200 steps) and DDIM (50 steps, η = 0), draw the figures, and report the sliced
 //! Wasserstein distance of the samples to fresh data, with pure noise and a second sample of the
 //! data as references. Everything is seeded: the same command prints the same numbers.
 
+use super::denoiser::MlpDenoiser;
 use crate::data::toy2d::{sliced_wasserstein, Toy2d};
 use crate::diffusion::{
-    sample_uniform, training_losses, BetaSchedule, Diffusion, LossType, MlpDenoiser, Prediction,
+    sample_uniform, training_losses, BetaSchedule, Condition, Diffusion, LossType, Prediction,
     SampleOptions, SamplerKind, Schedule, VarianceType,
 };
 use crate::error::Result;
@@ -100,7 +101,7 @@ pub fn train_2d(data: Toy2d, steps: u64, out: &Path) -> Result<()> {
         &model,
         &[N_EVAL, 2],
         Some(x_t),
-        None,
+        &Condition::None,
         ddpm,
         &mut r,
         &mut |t, x, _| {
@@ -119,7 +120,7 @@ pub fn train_2d(data: Toy2d, steps: u64, out: &Path) -> Result<()> {
         &model,
         &[N_EVAL, 2],
         None,
-        None,
+        &Condition::None,
         ddim,
         &mut r,
         &mut |_, _, _| {},

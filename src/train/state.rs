@@ -15,16 +15,10 @@
 //! times (which only shuffles index lists). The whole random state is therefore `(seed, n)`,
 //! and a resumed run is bit-identical to an uninterrupted one (`tests/train_resume.rs`).
 
-use super::sample_images::{sample_grid, to_pixels, FigureOptions};
-use super::schedule::betas;
-use super::train_images::{ModelInfo, TrainImagesOptions};
-use super::{BetaSchedule, Denoiser, Diffusion, Schedule, TrainData};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_tensors, save_checkpoint_with, save_tensors, Tensors};
-use crate::io::image::{save_grid, GridLayout};
 use crate::optim::{AdamW, Ema};
 use crate::param::Parameters;
-use crate::vae::AutoencoderKL;
 use ndarray::{Array1, ArrayD, ArrayViewD};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +26,7 @@ use std::path::Path;
 /// The `contents` metadata of a training checkpoint.
 pub const TRAIN_STATE_CONTENTS: &str = "minisora-train-state-v1";
 /// Prefix of the options that must match on resume.
-pub const OPTION_PREFIX: &str = "train.opt.";
+pub use super::metadata::OPTION_PREFIX;
 
 // ANCHOR: seed_for
 /// The seed of step `step`'s generator: SplitMix64 of `seed` and `step`, so neighbouring steps
@@ -253,80 +247,6 @@ pub fn load_train_state(
     })
 }
 
-/// The name of `schedule`'s β kind if it is one of [`BetaSchedule`]'s, else `custom`.
-pub fn schedule_name(schedule: &Schedule) -> &'static str {
-    let t = schedule.num_timesteps();
-    let kinds = [
-        (BetaSchedule::Linear, "linear"),
-        (BetaSchedule::Cosine, "cosine"),
-        (BetaSchedule::ScaledLinear, "scaled_linear"),
-    ];
-    kinds
-        .into_iter()
-        .find(|(k, _)| betas(*k, t) == schedule.betas)
-        .map_or("custom", |(_, name)| name)
-}
-
-/// The metadata of this run's checkpoints: the model's config and name, the diffusion, the
-/// data, and the options that must match on resume (`train.opt.*`).
-pub fn run_metadata(
-    info: &ModelInfo,
-    diffusion: &Diffusion,
-    data: &TrainData,
-    opts: &TrainImagesOptions,
-) -> BTreeMap<String, String> {
-    let (c, h, w) = data.sample_shape();
-    let mut meta = info.metadata.clone();
-    let clip = opts.grad_clip.map_or("none".into(), |v| v.to_string());
-    let mut opt = vec![
-        ("data", opts.data.name()),
-        ("n_images", opts.n_images.to_string()),
-        ("pixel_size", opts.pixel_size.to_string()),
-        ("seed", opts.seed.to_string()),
-        ("batch", opts.batch.to_string()),
-        ("lr", opts.lr.to_string()),
-        ("weight_decay", opts.weight_decay.to_string()),
-        ("warmup_steps", opts.warmup_steps.to_string()),
-        ("lr_decay", opts.lr_decay.to_string()),
-        ("grad_clip", clip),
-        ("ema_decay", opts.ema_decay.to_string()),
-        ("label_dropout", opts.label_dropout.to_string()),
-    ];
-    if opts.lr_decay {
-        // The cosine schedule ends at the last step, so the length fixes every step's rate.
-        opt.push(("steps", opts.steps.to_string()));
-    }
-    for (k, v) in opt {
-        meta.insert(format!("{OPTION_PREFIX}{k}"), v);
-    }
-    for (k, v) in [
-        ("model", info.name.clone()),
-        ("train.data", opts.data.name()),
-        ("train.latent", data.is_latent().to_string()),
-        ("train.shape", format!("{c},{h},{w}")),
-        ("train.num_classes", data.num_classes().to_string()),
-        ("train.steps", opts.steps.to_string()),
-        ("train.batch", opts.batch.to_string()),
-        ("train.lr", opts.lr.to_string()),
-        ("train.seed", opts.seed.to_string()),
-        ("train.scale_factor", data.scale.to_string()),
-        (
-            "diffusion.schedule",
-            schedule_name(&diffusion.schedule).into(),
-        ),
-        ("diffusion.timesteps", diffusion.num_timesteps().to_string()),
-        (
-            "diffusion.prediction",
-            format!("{:?}", diffusion.prediction),
-        ),
-        ("diffusion.variance", format!("{:?}", diffusion.variance)),
-        ("diffusion.loss", format!("{:?}", diffusion.loss)),
-    ] {
-        meta.insert(k.to_string(), v);
-    }
-    meta
-}
-
 /// Saves the model's parameters (and its buffers, e.g. DiT's `pos_embed`) as a checkpoint.
 pub fn save_model(
     path: &Path,
@@ -339,32 +259,4 @@ pub fn save_model(
         .map(|(n, t)| (n.as_str(), t.view()))
         .collect();
     save_checkpoint_with(path, model, &views, meta)
-}
-
-/// A small grid of the EMA model's samples at `path` (2 per class, at most 20 DDIM steps);
-/// the model's own weights are put back afterwards, and no training randomness is used.
-pub fn sample_with_ema<M: Denoiser + Parameters>(
-    model: &mut M,
-    ema: &mut Ema,
-    diffusion: &Diffusion,
-    vae: Option<&AutoencoderKL>,
-    fig: &FigureOptions,
-    path: &Path,
-) -> Result<()> {
-    let own = weights(model, "");
-    ema.copy_to(model);
-    let small = FigureOptions {
-        per_class: 2,
-        sample_steps: fig.sample_steps.min(20),
-        ..fig.clone()
-    };
-    let samples = sample_grid(&*model, diffusion, &small, vae.is_none(), 0);
-    let mut i = 0;
-    model.visit("", &mut |_, p| {
-        p.value.assign(&own[i].1);
-        i += 1;
-    });
-    let pixels = to_pixels(&samples?.x, vae, fig.scale);
-    let up = if pixels.dim().2 <= 16 { 4 } else { 2 };
-    save_grid(path, pixels.view(), GridLayout::new(2).pad(2).upscale(up))
 }

@@ -1,0 +1,101 @@
+//! The `minisora` command line: one subcommand per thing a reader runs, each with one clap
+//! `Args` struct in this folder that only reads flags; the work is done by the library
+//! function it names.
+
+pub mod demo;
+pub mod sample;
+pub mod train;
+pub mod vae;
+
+use crate::data::toy2d::Toy2d;
+use crate::data::DataSource;
+use crate::demo::run_demo;
+use crate::error::Result;
+use crate::metrics::score_checkpoint;
+use crate::sample::sample;
+use crate::toy2d::train_2d;
+use crate::vae::encode::encode_dataset;
+use crate::vae::train::train_vae;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `minisora`'s command line.
+#[derive(Parser)]
+#[command(name = "minisora", version, about = "Sora-style diffusion from scratch on the CPU", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the main demo: train the VAE on digits, encode them, train a DiT on the latents,
+    /// sample every class with DDIM + guidance and measure class accuracy and the Fréchet
+    /// distance (about 5 minutes on 2 cores; writes out/demo/).
+    Demo(demo::DemoArgs),
+    /// Train the 2-D toy diffusion model and sample it (the DDPM chapter's experiment).
+    #[command(name = "train-2d")]
+    Train2d(Train2dArgs),
+    /// Train the KL-VAE (the VAE chapter): writes reconstructions, an interpolation, prior
+    /// samples, the loss curves and a checkpoint (with the latent scale factor) to --out.
+    #[command(name = "train-vae")]
+    TrainVae(vae::TrainVaeArgs),
+    /// Train a class-conditional diffusion model (the U-Net or a DiT) on VAE latents or
+    /// pixels, then sample every class with DDIM + classifier-free guidance.
+    #[command(long_about = train::TRAIN_HELP)]
+    Train(Box<train::TrainArgs>),
+    /// Sample a trained model: one row per class, DDIM or DDPM with classifier-free
+    /// guidance, decoded by the VAE; a PNG grid and optionally a GIF of the denoising.
+    #[command(long_about = sample::SAMPLE_HELP)]
+    Sample(Box<sample::SampleArgs>),
+    /// Score a class-conditional checkpoint: class accuracy and Fréchet distance of its samples.
+    #[command(long_about = sample::EVALUATE_HELP)]
+    Evaluate(Box<sample::EvaluateArgs>),
+    /// Encode a dataset with a trained VAE into a latent file that latent diffusion trains on.
+    Encode(vae::EncodeArgs),
+}
+
+/// The flags of `minisora train-2d`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Train2dArgs {
+    /// swiss_roll, two_moons, 8gaussians or checkerboard.
+    #[arg(long, default_value = "swiss_roll")]
+    pub dataset: String,
+    /// Training steps.
+    #[arg(long, default_value_t = 10_000)]
+    pub steps: u64,
+    /// Folder for the figures.
+    #[arg(long, default_value = "out/ddpm_2d")]
+    pub out: PathBuf,
+}
+
+/// Runs one parsed command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo(args) => run_demo(&args.into()).map(|_| ()),
+        Command::Train2d(a) => Toy2d::parse(&a.dataset).and_then(|d| train_2d(d, a.steps, &a.out)),
+        Command::Train(args) => args.run(),
+        Command::Sample(args) => sample(&(*args).into()).map(|_| ()),
+        Command::Evaluate(args) => score_checkpoint(&(*args).into()).map(|_| ()),
+        Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),
+        Command::Encode(a) => DataSource::parse(&a.data).and_then(|d| {
+            let (count, secs) = encode_dataset(&a.checkpoint, &d, a.n, a.seed, &a.out)?;
+            println!(
+                "encoded {count} images of {} into {} in {secs:.1} s",
+                d.name(),
+                a.out.display()
+            );
+            println!("{{\"images\":{count},\"seconds\":{secs:.2}}}");
+            Ok(())
+        }),
+    }
+}
+
+/// Parses the process's arguments and runs the command; on error prints it and exits with 1.
+pub fn main() {
+    if let Err(e) = run(Cli::parse().command) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
