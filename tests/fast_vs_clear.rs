@@ -21,10 +21,26 @@ use minisora::dit::modulate::{
 use minisora::dit::Mlp;
 use minisora::gradcheck::random_input;
 use minisora::tensor::rng;
+use ndarray::{Array, Dimension};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use std::fmt::Debug;
 use support::{grads, randomise_zeros, rel_err, tokens, two};
 
 const TOL: f32 = 1e-5;
+
+/// A tensor's name, its fast value and its clear value.
+type Pair<'a, D> = (&'a str, &'a Array<f32, D>, &'a Array<f32, D>);
+
+/// Fails the case, naming the tensor and the shape, unless every fast tensor is within `TOL`
+/// (relative to its largest entry) of the clear one.
+fn all_close<D: Dimension>(pairs: &[Pair<D>], shape: impl Debug) -> Result<(), TestCaseError> {
+    for (name, fast, clear) in pairs {
+        let e = rel_err(fast, clear);
+        prop_assert!(e <= TOL, "{name}: relative error {e:e} at {shape:?}");
+    }
+    Ok(())
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
@@ -52,15 +68,13 @@ proptest! {
         let (d_shift_c, d_scale_c) =
             norm_modulate_clear_backward(&cache_c, &da, scale.view(), &mut dx_c);
 
-        for (name, fast, clear) in [
+        let pairs = [
             ("a", &a, &a_c),
             ("dx", &dx, &dx_c),
             ("dshift", &d_shift, &d_shift_c),
             ("dscale", &d_scale, &d_scale_c),
-        ] {
-            let e = rel_err(fast, clear);
-            prop_assert!(e <= TOL, "{name}: relative error {e:e} at (B, T, D) = {:?}", (b, t, d));
-        }
+        ];
+        all_close(&pairs, ("(B, T, D)", b, t, d))?;
     }
 
     #[test]
@@ -83,10 +97,8 @@ proptest! {
         let out_c = gated_add_clear(&x, gate.view(), &y);
         let (dy_c, d_gate_c) = gated_add_clear_backward(&dout, gate.view(), &y);
 
-        for (name, fast, clear) in [("out", &out, &out_c), ("dy", &dy, &dy_c), ("dgate", &d_gate, &d_gate_c)] {
-            let e = rel_err(fast, clear);
-            prop_assert!(e <= TOL, "{name}: relative error {e:e} at (B, T, D) = {:?}", (b, t, d));
-        }
+        let pairs = [("out", &out, &out_c), ("dy", &dy, &dy_c), ("dgate", &d_gate, &d_gate_c)];
+        all_close(&pairs, ("(B, T, D)", b, t, d))?;
     }
 
     #[test]
@@ -109,13 +121,10 @@ proptest! {
         let (y_c, cache_c) = clear.forward_clear(&x);
         let dx_c = clear.backward_clear(&cache_c, &dy);
 
-        for (name, f, c) in [("y", &y, &y_c), ("dx", &dx, &dx_c)] {
-            let e = rel_err(f, c);
-            prop_assert!(e <= TOL, "{name}: relative error {e:e} at (N, D, H) = {:?}", (n, d, hidden));
-        }
-        for ((name, f), (_, c)) in grads(&mut fast).iter().zip(&grads(&mut clear)) {
-            let e = rel_err(f, c);
-            prop_assert!(e <= TOL, "d{name}: relative error {e:e} at (N, D, H) = {:?}", (n, d, hidden));
-        }
+        let shape = ("(N, D, H)", n, d, hidden);
+        all_close(&[("y", &y, &y_c), ("dx", &dx, &dx_c)], shape)?;
+        let (g, g_c) = (grads(&mut fast), grads(&mut clear));
+        let pairs: Vec<_> = g.iter().zip(&g_c).map(|((p, f), (_, c))| (p.as_str(), f, c)).collect();
+        all_close(&pairs, shape)?;
     }
 }
