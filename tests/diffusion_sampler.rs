@@ -5,9 +5,10 @@
 use minisora::diffusion::sampler::ddim_sigma;
 use minisora::diffusion::Condition;
 use minisora::diffusion::{
-    timestep_embedding, BetaSchedule, Denoiser, Diffusion, Guided, LossType, Prediction,
-    SampleOptions, SamplerKind, Schedule, VarianceType,
+    BetaSchedule, Denoiser, Diffusion, Guided, LossType, Prediction, SampleOptions, SamplerKind,
+    Schedule, VarianceType,
 };
+use minisora::nn::timestep_embedding;
 use minisora::tensor::{init, rng};
 use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;

@@ -8,42 +8,20 @@ mod support;
 use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::dit::{
-    dit_flops, load_dit, patchify, pos_embed_2d, save_dit, unpatchify, ChannelOrder, DiT, DiTConfig,
+    dit_flops, load_dit, patchify, pos_embed_2d, save_dit, unpatchify, ChannelOrder, Conditioning,
+    DiT, DiTConfig,
 };
 use minisora::gradcheck::random_input;
-use minisora::io::checkpoint::{load_tensors, Tensors, CHECKPOINT_FORMAT};
+use minisora::io::checkpoint::{load_tensors, Tensors};
 use minisora::param::Parameters;
-use minisora::tensor::{init, rng};
+use minisora::tensor::rng;
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use support::{four, TempDir};
+use std::collections::BTreeMap;
+use support::{four, randomise_normal, rewrite_checkpoint, small_dit, TempDir};
 
-/// A small DiT: 8×8×4 latents, patch 2 (T = 16), D = 16, 2 heads, depth 2, 10 classes.
+/// A small adaLN-Zero DiT: 8×8×4 latents, patch 2 (T = 16), D = 16, 2 heads, depth 2.
 fn small(learn_sigma: bool) -> DiTConfig {
-    DiTConfig {
-        input_size: 8,
-        patch_size: 2,
-        in_channels: 4,
-        hidden_size: 16,
-        depth: 2,
-        num_heads: 2,
-        mlp_ratio: 4.0,
-        class_dropout_prob: 0.1,
-        num_classes: 10,
-        learn_sigma,
-        conditioning: Default::default(),
-    }
-}
-
-/// Gives every parameter random values, so nothing is zero and no gate is closed.
-fn randomise(model: &mut DiT, seed: u64) {
-    let mut r = rng(seed);
-    model.visit("", &mut |_, p| {
-        p.value = init::normal(p.shape(), 0.3, &mut r);
-    });
+    small_dit(Conditioning::AdaLnZero, learn_sigma)
 }
 
 #[test]
@@ -172,7 +150,7 @@ fn adaln_zero_makes_every_block_the_identity_and_the_output_zero() {
     assert!(out.iter().all(|&v| v == 0.0));
     // and a randomised model is not the identity
     let mut model = model;
-    randomise(&mut model, 7);
+    randomise_normal(&mut model, 0.3, 7);
     assert_ne!(
         model.trunk.adaln_blocks().unwrap()[0].forward_infer(&x, &c),
         x
@@ -402,7 +380,7 @@ fn save_and_load_round_trip_bit_identically() {
     let t = TempDir::new("dit-save");
     let path = t.0.join("dit.safetensors");
     let mut model = DiT::new(small(false), &mut rng(11)).unwrap();
-    randomise(&mut model, 12);
+    randomise_normal(&mut model, 0.3, 12);
     let extra: BTreeMap<String, String> = [("train.step".to_string(), "7".to_string())].into();
     save_dit(&path, &mut model, &extra).unwrap();
     let mut loaded = load_dit(&path).unwrap();
@@ -433,33 +411,6 @@ fn save_and_load_round_trip_bit_identically() {
     assert!(save_dit(&path, &mut model, &clash).is_err());
 }
 
-/// Writes the tensors of the checkpoint at `from` with `edit` applied, and the metadata of the
-/// checkpoint at `meta_from`, to `to`.
-fn rewrite(from: &Path, meta_from: &Path, to: &Path, edit: impl FnOnce(&mut Tensors)) {
-    let (mut tensors, _) = load_tensors(from).unwrap();
-    let (_, meta) = load_tensors(meta_from).unwrap();
-    edit(&mut tensors);
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, t)| {
-            let bytes = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (n.clone(), t.shape().to_vec(), bytes)
-        })
-        .collect();
-    let views: Vec<(&str, TensorView)> = data
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.as_str(),
-                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    let mut meta: HashMap<String, String> = meta.into_iter().collect();
-    meta.insert("format".into(), CHECKPOINT_FORMAT.into());
-    std::fs::write(to, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
-}
-
 #[test]
 fn corrupt_or_mismatched_files_are_errors_naming_the_tensor() {
     let t = TempDir::new("dit-bad");
@@ -468,7 +419,7 @@ fn corrupt_or_mismatched_files_are_errors_naming_the_tensor() {
     let mut model = DiT::new(small(true), &mut rng(1)).unwrap();
     save_dit(&good, &mut model, &BTreeMap::new()).unwrap();
     let err = |edit: &dyn Fn(&mut Tensors)| {
-        rewrite(&good, &good, &bad, edit);
+        rewrite_checkpoint(&good, &good, &bad, edit);
         load_dit(&bad).map(|_| ()).unwrap_err().to_string()
     };
     let e = err(&|m| {
@@ -523,7 +474,7 @@ fn corrupt_or_mismatched_files_are_errors_naming_the_tensor() {
     .unwrap();
     let other_path = t.0.join("other.safetensors");
     save_dit(&other_path, &mut other, &BTreeMap::new()).unwrap();
-    rewrite(&other_path, &good, &bad, |_| {});
+    rewrite_checkpoint(&other_path, &good, &bad, |_| {});
     let e = load_dit(&bad).map(|_| ()).unwrap_err().to_string();
     assert!(
         e.contains("`x_embedder.proj.weight`") && e.contains("[24, 4, 2, 2]"),

@@ -6,7 +6,7 @@
 //! adaLN-Zero starts every modulation Linear and the final Linear at zero, which makes the
 //! gradients of everything before them exactly zero (or the gate's gradient the only one), and
 //! a check of zeros against zeros passes whatever backward does. So every test first gives
-//! each all-zero tensor random values ([`randomise`]).
+//! each all-zero tensor random values ([`randomise_zeros`](support::randomise_zeros)).
 
 mod support;
 
@@ -18,51 +18,12 @@ use minisora::dit::{
 };
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::{Param, Parameters};
-use minisora::tensor::{init, rng, Rng};
-use ndarray::{Array2, ArrayD, Ix2};
+use minisora::tensor::{init, rng};
+use ndarray::ArrayD;
 use proptest::prelude::*;
-use support::four;
+use support::{check_x_c, four, randomise_zeros, seeded, tokens, two};
 
 const CASES: u32 = 24;
-
-/// The default tolerances with the case's own checker seed.
-fn seeded(seed: u64) -> GradCheck {
-    GradCheck {
-        seed,
-        ..GradCheck::default()
-    }
-}
-
-fn two(a: &ArrayD<f32>) -> Array2<f32> {
-    a.clone().into_dimensionality::<Ix2>().unwrap()
-}
-
-/// Gives every all-zero tensor (the adaLN modulations, the final Linear, the zero biases)
-/// PyTorch's default uniform ±1/√fan_in, so each gradient has something to check and no
-/// gate is closed.
-fn randomise(model: &mut impl Parameters, r: &mut Rng) {
-    model.visit("", &mut |_, p| {
-        if p.value.iter().all(|&v| v == 0.0) {
-            let fan_in: usize = if p.shape().len() > 1 {
-                p.shape()[1..].iter().product()
-            } else {
-                p.len()
-            };
-            p.value = init::torch_default(p.shape(), fan_in.max(1), r);
-        }
-    });
-}
-
-/// `(B·T, D)` tokens: standard normal plus a ramp from −3 to 3 along each row. A LayerNorm's
-/// output curves like $1/\sigma^2$ in its input; the ramp keeps every row's σ away from 0 so
-/// the checker's step stays small against that curvature (see `grad_layernorm.rs`).
-fn tokens(n: usize, d: usize, r: &mut Rng) -> ArrayD<f32> {
-    let mut x = random_input(&[n, d], r);
-    for (k, v) in x.iter_mut().enumerate() {
-        *v += 3.0 * (2.0 * (k % d) as f32 / (d - 1) as f32 - 1.0);
-    }
-    x
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
@@ -87,23 +48,10 @@ proptest! {
             DiTBlock::adaln(d, heads, ratio * d, &mut r)
         };
         prop_assert_eq!(block.gated(), gated);
-        randomise(&mut block, &mut r);
-        let x = tokens(b * t, d, &mut r);
+        randomise_zeros(&mut block, &mut r);
+        let x = tokens(&[b * t, d], &mut r);
         let c = random_input(&[b, d], &mut r);
-        let report = check(
-            &mut block,
-            &[x, c],
-            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1])).into_dyn(),
-            |m, xs, dy| {
-                let c = two(&xs[1]);
-                let (y, cache) = m.forward(&two(&xs[0]), &c);
-                assert_eq!(y, m.forward_infer(&two(&xs[0]), &c));
-                let mut dc = Array2::zeros(c.raw_dim());
-                let dx = m.backward(&cache, &two(dy), &mut dc);
-                vec![dx.into_dyn(), dc.into_dyn()]
-            },
-            &seeded(seed),
-        );
+        let report = check_x_c!(&mut block, x, c, two, &seeded(seed));
         prop_assert!(report.passed, "b {b} t {t} heads {heads} d {d} gated {gated}: {report:?}");
     }
 
@@ -119,22 +67,10 @@ proptest! {
     ) {
         let mut r = rng(seed ^ 0xf1a1);
         let mut layer = FinalLayer::new(d, p, out);
-        randomise(&mut layer, &mut r);
-        let x = tokens(b * t, d, &mut r);
+        randomise_zeros(&mut layer, &mut r);
+        let x = tokens(&[b * t, d], &mut r);
         let c = random_input(&[b, d], &mut r);
-        let report = check(
-            &mut layer,
-            &[x, c],
-            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1])).into_dyn(),
-            |m, xs, dy| {
-                let c = two(&xs[1]);
-                let (_, cache) = m.forward(&two(&xs[0]), &c);
-                let mut dc = Array2::zeros(c.raw_dim());
-                let dx = m.backward(&cache, &two(dy), &mut dc);
-                vec![dx.into_dyn(), dc.into_dyn()]
-            },
-            &seeded(seed),
-        );
+        let report = check_x_c!(&mut layer, x, c, two, &seeded(seed));
         prop_assert!(report.passed, "d {d} p {p} out {out}: {report:?}");
     }
 
@@ -204,7 +140,7 @@ proptest! {
     ) {
         let mut r = rng(seed ^ 0x9a7c);
         let mut embed = PatchEmbed::new(c, d, p, &mut r);
-        randomise(&mut embed, &mut r);
+        randomise_zeros(&mut embed, &mut r);
         let x = random_input(&[b, c, gh * p, gw * p], &mut r);
         let report = check(
             &mut embed,
@@ -311,7 +247,7 @@ proptest! {
     ) {
         let mut r = rng(seed ^ 0xd17);
         let mut net = DiT::new(tiny(hidden, heads, input, patch, learn_sigma), &mut r).unwrap();
-        randomise(&mut net, &mut r);
+        randomise_zeros(&mut net, &mut r);
         let x = random_input(&[b, 2, input, input], &mut r);
         let t: Vec<usize> = (0..b).map(|i| (37 + 400 * i + seed as usize) % 1000).collect();
         // the last sample uses the null label, the others a class
@@ -331,7 +267,7 @@ fn the_whole_dit_check_catches_a_small_error() {
     for seed in 0..4u64 {
         let mut r = rng(seed);
         let mut net = DiT::new(tiny(16, 2, 4, 2, true), &mut r).unwrap();
-        randomise(&mut net, &mut r);
+        randomise_zeros(&mut net, &mut r);
         let x = random_input(&[1, 2, 4, 4], &mut r);
         let (t, y) = (vec![500], vec![1]);
         let report = check(

@@ -5,7 +5,7 @@
 //! checked with the adaLN-Zero one in `grad_dit.rs`.)
 //!
 //! As in `grad_dit.rs`, every all-zero tensor (biases, the final Linear) is first given random
-//! values ([`randomise`]), so no gradient is zero for want of a signal.
+//! values ([`randomise_zeros`](support::randomise_zeros)), so no gradient is zero for want of a signal.
 
 mod support;
 
@@ -13,53 +13,12 @@ use minisora::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use minisora::dit::{Conditioning, DiT, DiTConfig, FinalLayer, PlainFinalLayer, ViTBlock};
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
-use minisora::tensor::{init, rng, Rng};
-use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
+use minisora::tensor::{init, rng};
+use ndarray::{Array3, ArrayD};
 use proptest::prelude::*;
-use support::four;
+use support::{check_x_c, four, randomise_zeros, seeded, three, tokens, two};
 
 const CASES: u32 = 24;
-
-/// The default tolerances with the case's own checker seed.
-fn seeded(seed: u64) -> GradCheck {
-    GradCheck {
-        seed,
-        ..GradCheck::default()
-    }
-}
-
-fn two(a: &ArrayD<f32>) -> Array2<f32> {
-    a.clone().into_dimensionality::<Ix2>().unwrap()
-}
-
-fn three(a: &ArrayD<f32>) -> Array3<f32> {
-    a.clone().into_dimensionality::<Ix3>().unwrap()
-}
-
-/// Gives every all-zero tensor PyTorch's default uniform ±1/√fan_in.
-fn randomise(model: &mut impl Parameters, r: &mut Rng) {
-    model.visit("", &mut |_, p| {
-        if p.value.iter().all(|&v| v == 0.0) {
-            let fan_in: usize = if p.shape().len() > 1 {
-                p.shape()[1..].iter().product()
-            } else {
-                p.len()
-            };
-            p.value = init::torch_default(p.shape(), fan_in.max(1), r);
-        }
-    });
-}
-
-/// Tokens of `shape` (last axis `D`): standard normal plus a ramp from −3 to 3 along each
-/// row, which keeps every LayerNorm's σ away from 0 (see `grad_dit.rs`).
-fn tokens(shape: &[usize], r: &mut Rng) -> ArrayD<f32> {
-    let d = *shape.last().unwrap();
-    let mut x = random_input(shape, r);
-    for (k, v) in x.iter_mut().enumerate() {
-        *v += 3.0 * (2.0 * (k % d) as f32 / (d.max(2) - 1) as f32 - 1.0);
-    }
-    x
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
@@ -83,7 +42,7 @@ proptest! {
         prop_assume!(d >= 3);
         let mut r = rng(seed ^ 0x7b10c);
         let mut block = ViTBlock::new(d, heads, ratio * d, cross, &mut r);
-        randomise(&mut block, &mut r);
+        randomise_zeros(&mut block, &mut r);
         // LayerNorm weights start at 1: move them off it, so a gradient using w = 1 shows
         block.visit("", &mut |name, p| {
             if name.contains("norm") && name.ends_with("weight") {
@@ -133,7 +92,7 @@ proptest! {
     ) {
         let mut r = rng(seed ^ 0xf1a2);
         let mut plain = PlainFinalLayer::new(d, p, out);
-        randomise(&mut plain, &mut r);
+        randomise_zeros(&mut plain, &mut r);
         plain.norm_final.weight.as_mut().unwrap().value = init::uniform(&[d], 0.5, &mut r) + 1.0;
         let x = tokens(&[b * t, d], &mut r);
         let report = check(
@@ -149,21 +108,9 @@ proptest! {
         prop_assert!(report.passed, "plain d {d} p {p} out {out}: {report:?}");
 
         let mut adaln = FinalLayer::adaln(d, p, out, &mut r);
-        randomise(&mut adaln, &mut r);
+        randomise_zeros(&mut adaln, &mut r);
         let c = random_input(&[b, d], &mut r);
-        let report = check(
-            &mut adaln,
-            &[x, c],
-            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1])).into_dyn(),
-            |m, xs, dy| {
-                let c = two(&xs[1]);
-                let (_, cache) = m.forward(&two(&xs[0]), &c);
-                let mut dc = Array2::zeros(c.raw_dim());
-                let dx = m.backward(&cache, &two(dy), &mut dc);
-                vec![dx.into_dyn(), dc.into_dyn()]
-            },
-            &seeded(seed),
-        );
+        let report = check_x_c!(&mut adaln, x, c, two, &seeded(seed));
         prop_assert!(report.passed, "adaLN d {d} p {p} out {out}: {report:?}");
     }
 }
@@ -239,7 +186,7 @@ const NEW: [Conditioning; 3] = [
 fn case(config: DiTConfig, b: usize, seed: u64) -> (DiT, ArrayD<f32>, Vec<usize>, Vec<usize>) {
     let mut r = rng(seed ^ 0xc0d);
     let mut net = DiT::new(config.clone(), &mut r).unwrap();
-    randomise(&mut net, &mut r);
+    randomise_zeros(&mut net, &mut r);
     // The embedders' N(0, 0.02²) weights make e_t and e_y small next to the biases they
     // meet (the cross-attention's kv bias, the modulation's), so their gradients would sit
     // near the checker's rounding floor: PyTorch's default ±1/√fan_in for the timestep MLP's

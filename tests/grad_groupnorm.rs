@@ -8,7 +8,7 @@ use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr1, arr3, ArrayD};
 use proptest::prelude::*;
-use support::check_seeded;
+use support::{check_seeded, randomise_affine};
 
 /// A standard-normal input plus a ramp from −3 to 3 across each normalised slice of `len`
 /// elements. The checker's step `h = 1e-2` assumes the function is smooth at that scale, but
@@ -26,18 +26,6 @@ fn spread_input(
         *v += 3.0 * (2.0 * (k % len) as f32 / (len - 1) as f32 - 1.0);
     }
     x
-}
-
-/// Random β, and γ of random sign with |γ| in [0.5, 1.5]: a γ near 0 makes the output nearly
-/// independent of x, so the input gradient drowns in the f32 rounding of β.
-fn randomise(layer: &mut impl Parameters, r: &mut minisora::tensor::Rng) {
-    layer.visit("", &mut |name, p| {
-        p.value = random_input(p.shape(), r);
-        if name == "weight" {
-            p.value
-                .mapv_inplace(|v| v.signum() * (0.5 + v.abs().min(1.0)));
-        }
-    });
 }
 
 proptest! {
@@ -58,7 +46,7 @@ proptest! {
         // A stream apart from the checker's own `rng(seed)` (which draws dy).
         let mut r = rng(seed ^ 0x5eed);
         let mut layer = GroupNorm::new(groups, channels, eps);
-        randomise(&mut layer, &mut r);
+        randomise_affine(&mut layer, &mut r);
         let mut shape = vec![batch, channels];
         shape.extend(&spatial);
         let x = spread_input(&shape, per_group * spatial.iter().product::<usize>(), &mut r);

@@ -8,7 +8,7 @@ use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{arr1, arr2, Array2};
 use proptest::prelude::*;
-use support::check_seeded;
+use support::{check_seeded, randomise_affine};
 
 /// A standard-normal input plus a ramp from −3 to 3 across each normalised slice of `len`
 /// elements. The checker's step `h = 1e-2` assumes the function is smooth at that scale, but
@@ -28,18 +28,6 @@ fn spread_input(
     x
 }
 
-/// Random β, and γ of random sign with |γ| in [0.5, 1.5]: a γ near 0 makes the output nearly
-/// independent of x, so the input gradient drowns in the f32 rounding of β.
-fn randomise(layer: &mut impl Parameters, r: &mut minisora::tensor::Rng) {
-    layer.visit("", &mut |name, p| {
-        p.value = random_input(p.shape(), r);
-        if name == "weight" {
-            p.value
-                .mapv_inplace(|v| v.signum() * (0.5 + v.abs().min(1.0)));
-        }
-    });
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
@@ -55,7 +43,7 @@ proptest! {
         let mut r = rng(seed ^ 0x5eed);
         let mut layer = LayerNorm::new(dim, eps, affine);
         // Random γ, β so their gradients (and g = dy·γ) are exercised away from 1 and 0.
-        randomise(&mut layer, &mut r);
+        randomise_affine(&mut layer, &mut r);
         let mut shape = lead.clone();
         shape.push(dim);
         let x = spread_input(&shape, dim, &mut r);

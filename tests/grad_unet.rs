@@ -16,13 +16,9 @@ use minisora::gradcheck::{check, random_input, GradCheck, Report};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng, Rng};
 use minisora::unet::{AttentionBlock, ResBlock};
-use ndarray::{Array2, Array4, ArrayD, Ix2};
+use ndarray::{Array4, ArrayD};
 use proptest::prelude::*;
-use support::{four, spread_input};
-
-fn two(a: &ArrayD<f32>) -> Array2<f32> {
-    a.clone().into_dimensionality::<Ix2>().unwrap()
-}
+use support::{check_x_c, four, spread_input, two};
 
 /// Gives random values to what starts at zero or one: GroupNorm affines (β ~ N(0, 1), γ of
 /// random sign with |γ| in [0.5, 1.5], so no norm silences its input) and the zero-initialised
@@ -76,19 +72,7 @@ proptest! {
         block.in_conv.weight.value *= 4.0;
         let x = spread_input([b, c_in, h, w], groups, &mut r);
         let emb = random_input(&[b, emb_dim], &mut r);
-        let report = check(
-            &mut block,
-            &[x, emb],
-            |m, xs| m.forward_infer(&four(&xs[0]), &two(&xs[1])).into_dyn(),
-            |m, xs, dy| {
-                let emb = two(&xs[1]);
-                let (_, cache) = m.forward(&four(&xs[0]), &emb);
-                let mut d_emb = Array2::zeros(emb.raw_dim());
-                let dx = m.backward(&cache, &four(dy), &mut d_emb);
-                vec![dx.into_dyn(), d_emb.into_dyn()]
-            },
-            &GradCheck { seed, step: 2.5e-3, ..GradCheck::default() },
-        );
+        let report = check_x_c!(&mut block, x, emb, four, &GradCheck { seed, step: 2.5e-3, ..GradCheck::default() });
         prop_assert!(
             report.passed,
             "c_in {c_in} c_out {c_out} scale_shift {scale_shift}: {report:?}"

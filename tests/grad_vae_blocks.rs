@@ -5,9 +5,10 @@
 mod support;
 
 use minisora::gradcheck::{check, random_input, GradCheck, Report};
+use minisora::nn::{Downsample, Upsample};
 use minisora::param::Parameters;
 use minisora::tensor::{rng, Rng};
-use minisora::vae::{AttnBlock, Downsample, ResnetBlock, Upsample};
+use minisora::vae::{AttnBlock, ResnetBlock};
 use ndarray::{Array4, ArrayD};
 use proptest::prelude::*;
 use support::{four, spread_input};

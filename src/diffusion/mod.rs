@@ -30,4 +30,4 @@ pub use losses::{training_losses, LossTerms};
 pub use respace::space_timesteps;
 pub use sampler::{SampleOptions, SamplerKind};
 pub use schedule::{BetaSchedule, Schedule};
-pub use timestep::{sample_uniform, timestep_embedding, LossSecondMomentSampler};
+pub use timestep::{sample_uniform, LossSecondMomentSampler};

@@ -1,14 +1,11 @@
-//! Timesteps for training, and the sinusoidal timestep embedding every denoiser uses.
+//! Timesteps for training.
 //!
 //! * [`sample_uniform`]: $t \sim \mathcal U\{0, …, T-1\}$ (DDPM, DiT).
 //! * [`LossSecondMomentSampler`]: improved DDPM's importance sampling for $L_\text{vlb}$,
 //!   $p_t \propto \sqrt{\mathbb E[L_t^2]}$ over the last 10 losses of each t, mixed with 0.1 %
 //!   uniform, with weights $1/(T p_t)$ so the loss stays unbiased.
-//! * [`timestep_embedding`]: the Transformer's sinusoids of `t`, as in DiT's
-//!   `TimestepEmbedder.timestep_embedding` (`[cos, sin]` order, max period 10000).
 
 use crate::tensor::Rng;
-use ndarray::Array2;
 use ndarray_rand::rand::Rng as _;
 
 /// `n` timesteps drawn uniformly from `0..num_timesteps`.
@@ -84,26 +81,3 @@ impl LossSecondMomentSampler {
         }
     }
 }
-
-// ANCHOR: timestep_embedding
-/// Sinusoidal embedding of (possibly fractional) timesteps: `(N,) → (N, dim)`.
-///
-/// $\omega_i = \text{max\_period}^{-i/h}$ for $i < h = \lfloor dim/2 \rfloor$;
-/// $e(t) = [\cos(t\,\omega_0), …, \cos(t\,\omega_{h-1}), \sin(t\,\omega_0), …, \sin(t\,\omega_{h-1})]$,
-/// padded with one zero column when `dim` is odd.
-pub fn timestep_embedding(t: &[f32], dim: usize, max_period: f32) -> Array2<f32> {
-    let half = dim / 2;
-    let freqs: Vec<f32> = (0..half)
-        .map(|i| (-(max_period.ln()) * i as f32 / half as f32).exp())
-        .collect();
-    let mut e = Array2::zeros((t.len(), dim));
-    for (n, &tn) in t.iter().enumerate() {
-        for (i, &w) in freqs.iter().enumerate() {
-            let arg = tn * w;
-            e[[n, i]] = arg.cos();
-            e[[n, half + i]] = arg.sin();
-        }
-    }
-    e
-}
-// ANCHOR_END: timestep_embedding

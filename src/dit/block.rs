@@ -21,9 +21,10 @@
 //! tokens. Parameter names are the reference's: `attn.qkv`, `attn.proj`, `mlp.fc1`,
 //! `mlp.fc2`, `adaLN_modulation.1` (the SiLU is `adaLN_modulation.0`).
 
-use super::mlp::{xavier_linear, zero_linear, Mlp, MlpCache};
+use super::mlp::{Mlp, MlpCache};
 use super::modulate::NormCache;
 use super::modulate::{gated_add, gated_add_backward, norm_modulate, norm_modulate_backward};
+use crate::nn::{xavier_linear, zero_linear};
 use crate::nn::{ActivationCache, Attention, AttentionCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

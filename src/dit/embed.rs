@@ -12,7 +12,7 @@
 //! `embedding_table.weight`. Initialisation as the reference: the two MLP weights
 //! $\mathcal N(0, 0.02^2)$ with zero biases, the table $\mathcal N(0, 0.02^2)$.
 
-use crate::diffusion::timestep_embedding;
+use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};

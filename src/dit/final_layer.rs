@@ -15,8 +15,8 @@
 //!
 //! $$y = \big(\mathrm{LN}(x) \odot w + b_\text{n}\big) W^\top + b$$
 
-use super::mlp::{xavier_linear, zero_linear};
 use super::modulate::{norm_modulate, norm_modulate_backward, NormCache, EPS};
+use crate::nn::{xavier_linear, zero_linear};
 use crate::nn::{ActivationCache, LayerNorm, LayerNormCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

@@ -25,7 +25,6 @@ pub mod model;
 pub mod modulate;
 pub mod patch;
 pub mod pos_embed;
-pub mod simd;
 pub mod trunk;
 pub mod vit_block;
 

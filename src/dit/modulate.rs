@@ -10,16 +10,104 @@
 //! - [`gated_add`]: $x \mathrel{+}= \alpha \odot y$, the gated residual. With $\alpha = 0$, as
 //!   adaLN-*Zero* initialises it, the branch is off and the block is the identity.
 //!
-//! Tokens are `(B·T, D)` rows, sample `b` owning rows `b·T .. (b+1)·T`. Every function runs
-//! one task per sample: each writes its own rows and its own row of the `(B, D)` gradients,
-//! summing over its `T` tokens in order, so results do not depend on the thread count.
+//! Tokens are `(B·T, D)` rows, sample `b` owning rows `b·T .. (b+1)·T`.
+//!
+//! Each comes twice. The clear versions ([`norm_modulate_clear`], [`gated_add_clear`] and
+//! their backwards) are a few lines of [`LayerNorm`] and broadcasts: what the book shows. The
+//! fused ones are what the model runs: one pass per sample that normalises and modulates
+//! (or gates) together, its loops compiled for AVX2 where the CPU has it
+//! ([`avx2_twin!`](crate::tensor::simd)). Each task writes its own rows and its own row of
+//! the `(B, D)` gradients, summing over its `T` tokens in order, so results do not depend on
+//! the thread count. `tests/fast_vs_clear.rs` checks the fused against the clear.
 
-use super::simd::avx2_twin;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use crate::nn::{LayerNorm, LayerNormCache};
+use crate::tensor::simd::avx2_twin;
+use ndarray::{Array1, Array2, Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
 /// LayerNorm epsilon of every DiT norm.
 pub const EPS: f32 = 1e-6;
+
+/// What [`norm_modulate_clear_backward`] needs.
+pub struct NormClearCache {
+    norm: LayerNormCache,
+    xhat: Array3<f32>, // (B, T, D): LN(x)
+}
+
+// ANCHOR: modulate_clear
+/// $a = \mathrm{LN}(x)\,(1 + \gamma_b) + \beta_b$: a [`LayerNorm`] without affine, then the
+/// sample's scale and shift broadcast over its `T` tokens.
+/// x: (B·T, D), shift β and scale γ: (B, D) → a: (B·T, D), and the cache.
+pub fn norm_modulate_clear(
+    x: &Array2<f32>,
+    shift: ArrayView2<f32>,
+    scale: ArrayView2<f32>,
+) -> (Array2<f32>, NormClearCache) {
+    let (n, d) = x.dim();
+    let b = shift.nrows();
+    let x = x.to_shape((b, n / b, d)).expect("B·T rows").to_owned(); // (B, T, D)
+    let (xhat, norm) = LayerNorm::new(d, EPS, false).forward(&x);
+    // $a = \hat x\,(1 + \gamma) + \beta$, with γ and β as (B, 1, D)
+    let a = &xhat * &(&scale + 1.0).insert_axis(Axis(1)) + shift.insert_axis(Axis(1));
+    let a = a.to_shape((n, d)).expect("B·T rows").into_owned();
+    (a, NormClearCache { norm, xhat })
+}
+// ANCHOR_END: modulate_clear
+
+// ANCHOR: modulate_clear_backward
+
+/// Backward of [`norm_modulate_clear`]: given `da` (B·T, D), adds $\partial L/\partial x$ into
+/// `dx` and returns $\partial L/\partial\beta_b$ and $\partial L/\partial\gamma_b$, each (B, D).
+pub fn norm_modulate_clear_backward(
+    cache: &NormClearCache,
+    da: &Array2<f32>,
+    scale: ArrayView2<f32>,
+    dx: &mut Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    let (n, d) = da.dim();
+    let da = da.to_shape(cache.xhat.raw_dim()).expect("B·T rows"); // (B, T, D)
+
+    // $\partial L/\partial\beta_b = \sum_t da$
+    let d_shift = da.sum_axis(Axis(1));
+    // $\partial L/\partial\gamma_b = \sum_t da \odot \hat x$
+    let d_scale = (&da * &cache.xhat).sum_axis(Axis(1));
+    // $\partial L/\partial\hat x = da\,(1 + \gamma)$, then back through the LayerNorm
+    let dxhat = &da * &(&scale + 1.0).insert_axis(Axis(1));
+    let dx_norm = LayerNorm::new(d, EPS, false).backward(&cache.norm, &dxhat);
+    *dx += &dx_norm.to_shape((n, d)).expect("B·T rows");
+    (d_shift, d_scale)
+}
+// ANCHOR_END: modulate_clear_backward
+
+// ANCHOR: gated_add_clear
+/// The gated residual $x + \alpha_b \odot y$, the sample's gate broadcast over its tokens.
+/// x, y: (B·T, D), gate α: (B, D) → (B·T, D)
+pub fn gated_add_clear(x: &Array2<f32>, gate: ArrayView2<f32>, y: &Array2<f32>) -> Array2<f32> {
+    let (n, d) = x.dim();
+    let y = y
+        .to_shape((gate.nrows(), n / gate.nrows(), d))
+        .expect("B·T rows"); // (B, T, D)
+    let gy = &y * &gate.insert_axis(Axis(1));
+    x + &gy.to_shape((n, d)).expect("B·T rows")
+}
+
+/// Backward of [`gated_add_clear`] through the branch: given `dout` (B·T, D), returns
+/// $\partial L/\partial y = \alpha_b \odot dout$ (B·T, D) and
+/// $\partial L/\partial\alpha_b = \sum_t dout \odot y$ (B, D).
+pub fn gated_add_clear_backward(
+    dout: &Array2<f32>,
+    gate: ArrayView2<f32>,
+    y: &Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    let (n, d) = dout.dim();
+    let btd = (gate.nrows(), n / gate.nrows(), d);
+    let dout = dout.to_shape(btd).expect("B·T rows"); // (B, T, D)
+    let y = y.to_shape(btd).expect("B·T rows"); // (B, T, D)
+    let dy = &dout * &gate.insert_axis(Axis(1));
+    let d_gate = (&dout * &y).sum_axis(Axis(1));
+    (dy.to_shape((n, d)).expect("B·T rows").into_owned(), d_gate)
+}
+// ANCHOR_END: gated_add_clear
 
 /// What the backward of [`norm_modulate`] needs.
 pub struct NormCache {

@@ -13,10 +13,11 @@
 //! starts at weight 1, bias 0. Parameter names: `norm1`, `attn.{qkv,proj}`, `norm_cross`,
 //! `cross_attn.{q,kv,proj}` (cross-attention only), `norm2`, `mlp.{fc1,fc2}`.
 
-use super::mlp::{xavier_linear, Mlp, MlpCache};
+use super::mlp::{Mlp, MlpCache};
 use super::modulate::EPS;
 use crate::nn::{
-    Attention, AttentionCache, CrossAttention, CrossAttentionCache, LayerNorm, LayerNormCache,
+    xavier_linear, Attention, AttentionCache, CrossAttention, CrossAttentionCache, LayerNorm,
+    LayerNormCache,
 };
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

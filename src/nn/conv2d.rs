@@ -87,12 +87,6 @@ impl Conv2d {
         ConvGeom::new(shape[1], shape[2], shape[3], k, self.stride, self.padding)
     }
 
-    /// Output shape `(B, O, OH, OW)` for an input shape `(B, C, H, W)`.
-    pub fn output_shape(&self, shape: &[usize]) -> [usize; 4] {
-        let g = self.geom(shape);
-        [shape[0], self.c_out(), g.oh, g.ow]
-    }
-
     // ANCHOR: forward
     /// The convolution, keeping `x` for the backward pass.
     pub fn forward(&self, x: &Array4<f32>) -> (Array4<f32>, Conv2dCache) {

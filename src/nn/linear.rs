@@ -105,6 +105,22 @@ impl Parameters for Linear {
     }
 }
 
+/// A Linear with Xavier-uniform weight and zero bias (DiT's `_basic_init`).
+pub fn xavier_linear(d_in: usize, d_out: usize, rng: &mut Rng) -> Linear {
+    Linear {
+        weight: Param::new(init::xavier_uniform(&[d_out, d_in], d_in, d_out, rng)),
+        bias: Some(Param::zeros(&[d_out])),
+    }
+}
+
+/// A Linear of zeros (adaLN-Zero's modulation and the final projection).
+pub fn zero_linear(d_in: usize, d_out: usize) -> Linear {
+    Linear {
+        weight: Param::zeros(&[d_out, d_in]),
+        bias: Some(Param::zeros(&[d_out])),
+    }
+}
+
 /// Views `(…, C)` as `(N, C)` rows; copies only if `x` is not contiguous.
 pub fn rows<D: Dimension>(x: ndarray::ArrayView<'_, f32, D>, c: usize) -> ArrayView2<'_, f32> {
     assert_eq!(

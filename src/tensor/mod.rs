@@ -1,4 +1,5 @@
-//! Tensor plumbing shared by every layer: the seeded random generator, initialisers and GEMM.
+//! Tensor plumbing shared by every layer: the seeded random generator, initialisers, GEMM and
+//! the run-time choice of AVX2 for elementwise loops ([`simd`]).
 //!
 //! Tensors are `ndarray` arrays of `f32` in row-major order. Shapes are written in comments
 //! with these letters: `B` batch, `T` tokens, `C` channels, `H`/`W` height/width, `N` rows of a
@@ -7,6 +8,7 @@
 pub mod gemm;
 pub mod heap;
 pub mod init;
+pub mod simd;
 
 pub use gemm::{gemm, gemm_serial, matmul};
 

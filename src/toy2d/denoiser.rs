@@ -4,8 +4,8 @@
 //! ([`timestep_embedding`]) and concatenated to `x`; then `depth` blocks of Linear + SiLU and a
 //! final Linear produce the prediction `(B, D)` (or `(B, 2D)` with a learned variance).
 
-use crate::diffusion::timestep::timestep_embedding;
 use crate::diffusion::{Condition, Denoiser};
+use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

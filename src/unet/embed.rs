@@ -14,7 +14,7 @@
 //! Parameter names are ADM's: `time_embed.0.{weight,bias}`, `time_embed.2.{weight,bias}` (the
 //! SiLU is `time_embed.1`), `label_emb.weight`.
 
-use crate::diffusion::timestep_embedding;
+use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;

@@ -31,9 +31,9 @@ use super::sequential::{Block, Layer, LayerCache};
 use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use crate::error::Result;
 use crate::nn::{ActivationCache, Conv2d, Conv2dCache, GroupNorm, GroupNormCache, Silu};
+use crate::nn::{Downsample, Upsample};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use crate::vae::{Downsample, Upsample};
 use ndarray::{s, Array2, Array4, ArrayD, Ix4};
 
 /// ADM's U-Net: a denoiser `(x_t, t, y) → output` over `(B, C, H, W)` images or latents.

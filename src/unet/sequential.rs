@@ -7,8 +7,8 @@
 use super::attention::{AttentionBlock, AttentionBlockCache};
 use super::resblock::{ResBlock, ResBlockCache};
 use crate::nn::{Conv2d, Conv2dCache};
+use crate::nn::{Downsample, DownsampleCache, Upsample, UpsampleCache};
 use crate::param::{join, Param, Parameters};
-use crate::vae::{Downsample, DownsampleCache, Upsample, UpsampleCache};
 use ndarray::{Array2, Array4};
 
 /// One layer of a block (ADM's `TimestepEmbedSequential` children). A model has a few dozen,

@@ -13,9 +13,9 @@
 
 use super::config::VaeConfig;
 use super::encoder::{normalize, MidBlock, MidBlockCache};
-use super::resample::{Upsample, UpsampleCache};
 use super::resblock::{ResnetBlock, ResnetBlockCache};
 use crate::nn::{ActivationCache, Conv2d, Conv2dCache, GroupNorm, GroupNormCache, Silu};
+use crate::nn::{Upsample, UpsampleCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
 use ndarray::{Array4, Ix4};

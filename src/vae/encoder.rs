@@ -14,9 +14,9 @@
 
 use super::attn_block::{AttnBlock, AttnBlockCache};
 use super::config::VaeConfig;
-use super::resample::{Downsample, DownsampleCache};
 use super::resblock::{ResnetBlock, ResnetBlockCache};
 use crate::nn::{ActivationCache, Conv2d, Conv2dCache, GroupNorm, GroupNormCache, Silu};
+use crate::nn::{Downsample, DownsampleCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
 use ndarray::{Array4, Ix4};

@@ -3,7 +3,8 @@
 //! latents out, and back. Every later model (latent diffusion, the U-Net, DiT; the video DiT
 //! once it is written) works in its latent space.
 //!
-//! - blocks: [`resblock`], [`attn_block`], [`resample`]
+//! - blocks: [`resblock`], [`attn_block`], and from [`crate::nn`] the
+//!   [`Downsample`](crate::nn::Downsample) and [`Upsample`](crate::nn::Upsample)
 //! - the model: [`config`], [`distribution`], [`encoder`], [`decoder`], [`autoencoder`]
 //! - using it: [`train`] (training and the latent scale), [`encode`] (a dataset to a latent file)
 
@@ -14,7 +15,6 @@ pub mod decoder;
 pub mod distribution;
 pub mod encode;
 pub mod encoder;
-pub mod resample;
 pub mod resblock;
 pub mod train;
 
@@ -24,5 +24,4 @@ pub use config::VaeConfig;
 pub use decoder::{Decoder, DecoderCache, UpLevel};
 pub use distribution::DiagonalGaussian;
 pub use encoder::{DownLevel, Encoder, EncoderCache, MidBlock, MidBlockCache};
-pub use resample::{Downsample, DownsampleCache, Upsample, UpsampleCache};
 pub use resblock::{ResnetBlock, ResnetBlockCache};

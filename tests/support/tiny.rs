@@ -2,9 +2,10 @@
 //! shape: images or clips) with a timestep and a label embedding.
 
 use minisora::diffusion::{
-    timestep_embedding, BetaSchedule, Condition, Denoiser, Diffusion, LossType, Prediction,
-    Schedule, TrainableDenoiser, VarianceType,
+    BetaSchedule, Condition, Denoiser, Diffusion, LossType, Prediction, Schedule,
+    TrainableDenoiser, VarianceType,
 };
+use minisora::nn::timestep_embedding;
 use minisora::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
 use minisora::param::{join, Param, Parameters};
 use minisora::tensor::Rng;

@@ -1,5 +1,6 @@
-//! The VAE's resolution changes, latent-diffusion's `Downsample` and `Upsample`
-//! (`ldm/modules/diffusionmodules/model.py`, both with `with_conv=True`).
+//! The learned resolution changes of the VAE and the U-Net, latent-diffusion's `Downsample`
+//! and `Upsample` (`ldm/modules/diffusionmodules/model.py`, both with `with_conv=True`; ADM's
+//! U-Net has the same two with `conv_resample=True`).
 //!
 //! - [`Downsample`]: a 3×3 conv with stride 2, `(B, C, H, W) → (B, C, ⌈H/2⌉, ⌈W/2⌉)`.
 //!   LDM pads asymmetrically, one zero row/column on the bottom/right only, then convolves
@@ -12,7 +13,7 @@
 //!
 //! Parameter names are LDM's: `conv.weight`, `conv.bias`.
 
-use crate::nn::{Conv2d, Conv2dCache, Upsample2x};
+use super::{Conv2d, Conv2dCache, Upsample2x};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
 use ndarray::Array4;
