@@ -24,8 +24,9 @@ impl Denoiser for Guided<'_> {
     // ANCHOR: guidance
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
         assert!(!y.is_none(), "classifier-free guidance needs a condition");
-        let null = y.null(); // the same batch with the null label (or the empty caption)
-                             // The conditional and the unconditional prediction, side by side on two threads.
+        // The same batch with the null label (or, for captions, the empty caption).
+        let null = y.null();
+        // The conditional and the unconditional prediction, side by side on two threads.
         let (cond, uncond) = rayon::join(
             || self.model.predict(x_t, t, y),
             || self.model.predict(x_t, t, &null),
