@@ -17,10 +17,9 @@ use minisora::tensor::rng;
 use minisora::train::{train as train_images, Source, TrainData, TrainOptions};
 use minisora::vae::encode::encode_dataset;
 use minisora::vae::train::{train_vae, TrainVaeOptions};
-use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
-use support::TempDir;
+use support::{tiny_vae, TempDir};
 
 /// 8×8 digits in pixel space.
 fn pixels(out: PathBuf, steps: u64) -> TrainOptions {
@@ -116,22 +115,10 @@ fn trains_on_vae_latents_and_decodes_the_samples() {
     let tmp = TempDir::new("latents");
     let dir = tmp.0.clone();
     let vae_opts = TrainVaeOptions {
-        config: VaeConfig {
-            base_channels: 4,
-            channel_mult: vec![1, 2, 2],
-            groups: 2,
-            ..VaeConfig::default()
-        },
-        loss: VaeLoss {
-            recon: Recon::Mse,
-            kl_weight: 1e-3,
-        },
-        steps: 1,
         batch: 8,
         n_train: 32,
         n_held_out: 8,
-        out: dir.join("vae"),
-        ..TrainVaeOptions::default()
+        ..tiny_vae(dir.join("vae"))
     };
     let vae = train_vae(&vae_opts).unwrap().checkpoint;
     let latents = dir.join("latents.safetensors");

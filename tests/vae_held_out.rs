@@ -7,9 +7,8 @@ mod support;
 
 use minisora::data::DataSource;
 use minisora::vae::train::{train_vae, TrainVaeOptions};
-use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use std::path::{Path, PathBuf};
-use support::TempDir;
+use support::{tiny_vae, TempDir};
 
 const COLOURS: [[u8; 3]; 3] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
 
@@ -29,23 +28,12 @@ fn folder(root: &Path, classes: usize, per_class: usize) {
 fn tiny(data: PathBuf, out: PathBuf, n_held_out: usize) -> TrainVaeOptions {
     TrainVaeOptions {
         data: DataSource::Folder(data),
-        config: VaeConfig {
-            base_channels: 4,
-            channel_mult: vec![1, 2, 2],
-            groups: 2,
-            ..VaeConfig::default()
-        },
-        loss: VaeLoss {
-            recon: Recon::Mse,
-            kl_weight: 1e-3,
-        },
-        steps: 1,
         batch: 4,
         lr: 1e-3,
         n_train: 1000,
         n_held_out,
         seed: 5,
-        out,
+        ..tiny_vae(out)
     }
 }
 

@@ -9,31 +9,20 @@ use minisora::io::checkpoint::read_metadata;
 use minisora::tensor::rng;
 use minisora::vae::encode::{encode_dataset, load_latents};
 use minisora::vae::train::{latent_std, load_vae, psnr_db, train_vae, TrainVaeOptions};
-use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::{s, Array4};
 use std::path::PathBuf;
-use support::TempDir;
+use support::{tiny_vae, TempDir};
 
 fn tiny(out: PathBuf, steps: u64) -> TrainVaeOptions {
     TrainVaeOptions {
         data: DataSource::Digits,
-        config: VaeConfig {
-            base_channels: 4,
-            channel_mult: vec![1, 2, 2],
-            groups: 2,
-            ..VaeConfig::default()
-        },
-        loss: VaeLoss {
-            recon: Recon::Mse,
-            kl_weight: 1e-3,
-        },
         steps,
         batch: 8,
         lr: 3e-3,
         n_train: 64,
         n_held_out: 16,
         seed: 3,
-        out,
+        ..tiny_vae(out)
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`train`] with DiT's diffusion; and a DiT checkpoint loaded back for sampling.
 
 use super::unet::unet_diffusion;
-use super::{Family, ModelFlags, Net};
+use super::{load_images, Family, ModelFlags, Net};
 use crate::diffusion::Diffusion;
 use crate::dit::checkpoint::POS_EMBED;
 use crate::dit::{load_dit, DiT, DiTConfig};
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::io::checkpoint::Tensors;
 use crate::tensor::rng;
 use crate::train::state::assign_weights;
-use crate::train::{train, ModelInfo, TrainData, TrainOptions, TrainReport};
+use crate::train::{train, ModelInfo, TrainOptions, TrainReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -69,13 +69,7 @@ fn train_named(name: &str, flags: &ModelFlags, opts: &TrainOptions) -> Result<Tr
 /// Loads `opts.data`, builds a DiT shaped by `config` with the data's side, channels and
 /// classes (seeded with `opts.seed`), trains it, samples it and saves it (with `pos_embed`).
 pub fn train_dit(config: &DiTConfig, opts: &TrainOptions) -> Result<TrainReport> {
-    let data = TrainData::load(opts)?;
-    let &[c, h, w] = data.sample_shape() else {
-        return Err(Error::new(
-            format!("{} does not hold images (C, H, W)", opts.data.name()),
-            "train the image DiT on images",
-        ));
-    };
+    let (data, [c, h, w]) = load_images(opts, "image DiT")?;
     if h != w {
         return Err(Error::new(
             format!(

@@ -17,7 +17,7 @@ use crate::io::metadata::MetaReader;
 use crate::train::metadata::diffusion_from_metadata;
 use crate::train::preview::class_rows;
 use crate::train::state::is_train_state;
-use crate::train::{TrainOptions, TrainReport};
+use crate::train::{TrainData, TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,6 +71,19 @@ pub struct Family {
 /// Every model `minisora train` knows.
 pub const FAMILIES: &[Family] = &[unet::FAMILY, dit::FAMILY];
 // ANCHOR_END: family
+
+/// Loads `opts.data` for an image model (`model` names it in the error): the data and the
+/// `(C, H, W)` of one sample.
+fn load_images(opts: &TrainOptions, model: &str) -> Result<(TrainData, [usize; 3])> {
+    let data = TrainData::load(opts)?;
+    let &[c, h, w] = data.sample_shape() else {
+        return Err(Error::new(
+            format!("{} does not hold images (C, H, W)", opts.data.name()),
+            format!("train the {model} on images"),
+        ));
+    };
+    Ok((data, [c, h, w]))
+}
 
 /// The family `--model name` names.
 pub fn family(name: &str) -> Result<&'static Family> {

@@ -6,13 +6,13 @@
 //! with a fixed variance ($\tilde\beta_t$), because the samples are drawn with DDIM, which
 //! does not use it.
 
-use super::{Family, Net};
+use super::{load_images, Family, Net};
 use crate::diffusion::{BetaSchedule, Diffusion, LossType, Prediction, Schedule, VarianceType};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, Tensors};
 use crate::tensor::rng;
 use crate::train::state::assign_weights;
-use crate::train::{train, ModelInfo, Source, TrainData, TrainOptions, TrainReport};
+use crate::train::{train, ModelInfo, Source, TrainOptions, TrainReport};
 use crate::unet::{UNet, UNetConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,13 +88,7 @@ pub fn default_config() -> UNetConfig {
 /// Loads `opts.data`, builds a U-Net shaped by `config` with the data's channels and classes
 /// (seeded with `opts.seed`), trains it, samples it and saves it.
 pub fn train_unet(config: &UNetConfig, opts: &TrainOptions) -> Result<TrainReport> {
-    let data = TrainData::load(opts)?;
-    let &[c, h, w] = data.sample_shape() else {
-        return Err(Error::new(
-            format!("{} does not hold images (C, H, W)", opts.data.name()),
-            "train the U-Net on images",
-        ));
-    };
+    let (data, [c, h, w]) = load_images(opts, "U-Net")?;
     let config = UNetConfig {
         in_channels: c,
         out_channels: c,

@@ -231,7 +231,7 @@ fn print_report(r: &TrainReport, info: &ModelInfo, opts: &TrainOptions) {
         r.sample_seconds
     );
     println!(
-        "wrote {}/{{samples,denoise,loss}}.png and {}",
+        "wrote {}/{{samples.png (.gif for clips),denoise.png,loss.png}} and {}",
         opts.out.display(),
         r.checkpoint.display()
     );

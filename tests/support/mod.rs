@@ -9,6 +9,8 @@ use minisora::gradcheck::{random_input, GradCheck, Report};
 use minisora::io::checkpoint::{load_tensors, Tensors, CHECKPOINT_FORMAT};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng, Rng};
+use minisora::vae::train::TrainVaeOptions;
+use minisora::vae::{Recon, VaeConfig, VaeLoss};
 use ndarray::{Array, Array2, Array3, Array4, ArrayD, Dimension, Ix2, Ix3, Ix4};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -239,5 +241,25 @@ pub fn rel_err<D: Dimension>(a: &Array<f32, D>, b: &Array<f32, D>) -> f32 {
         0.0
     } else {
         err / scale.max(f32::MIN_POSITIVE)
+    }
+}
+
+/// A VAE small enough to train a step in a test (widths 4, 8, 8; MSE, β = 1e-3), one step,
+/// writing into `out`; each test sets its data and sizes over it.
+pub fn tiny_vae(out: std::path::PathBuf) -> TrainVaeOptions {
+    TrainVaeOptions {
+        config: VaeConfig {
+            base_channels: 4,
+            channel_mult: vec![1, 2, 2],
+            groups: 2,
+            ..VaeConfig::default()
+        },
+        loss: VaeLoss {
+            recon: Recon::Mse,
+            kl_weight: 1e-3,
+        },
+        steps: 1,
+        out,
+        ..TrainVaeOptions::default()
     }
 }
