@@ -197,7 +197,7 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport> {
     let eval = score_checkpoint(&EvaluateRequest {
         ckpt: train.checkpoint.clone(),
         vae: vae.checkpoint.clone(),
-        data: digits.name(),
+        data: Some(digits.name()),
         cfg_scale: vec![opts.guidance],
         steps: opts.sample_steps,
         per_class: opts.eval_per_class,

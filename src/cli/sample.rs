@@ -78,8 +78,9 @@ impl From<SampleArgs> for SampleRequest {
 pub const EVALUATE_HELP: &str = "Score a class-conditional checkpoint written by `minisora train`
 (or the demo): sample --per-class images of every class with DDIM over --steps steps and
 classifier-free guidance --cfg-scale (one or more, comma-separated), decode latents with --vae,
-and measure them with the evaluation classifier of --data (trained once, then cached in
---classifier-cache): class accuracy, and the Fréchet distance between the classifier's features
+and measure them with the evaluation classifier of the dataset the checkpoint was trained on
+(read from its metadata; --data overrides it), trained on that dataset's training split once,
+then cached per dataset in --classifier-cache: class accuracy, and the Fréchet distance between the classifier's features
 of the samples and of fresh real images, beside the distance between two real sets of the same
 size (the floor). One JSON line per guidance scale. Example:
     minisora evaluate --ckpt out/demo/dit/dit.safetensors --vae out/demo/vae/vae.safetensors \\
@@ -94,9 +95,10 @@ pub struct EvaluateArgs {
     /// The VAE that decodes a latent model's samples.
     #[arg(long, default_value = "out/vae/vae.safetensors")]
     pub vae: PathBuf,
-    /// The dataset the model was trained on (its classifier and its real images).
-    #[arg(long, default_value = "digits")]
-    pub data: String,
+    /// The dataset whose classifier and real images judge the samples [the one the checkpoint
+    /// was trained on, from its metadata].
+    #[arg(long)]
+    pub data: Option<String>,
     /// Guidance scales, comma-separated (1 = none).
     #[arg(long, default_value = "4", value_delimiter = ',')]
     pub cfg_scale: Vec<f32>,

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::models::load_model;
 use crate::train::preview::to_images;
 use crate::vae::train::load_vae;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,8 +22,9 @@ pub struct EvaluateRequest {
     pub ckpt: PathBuf,
     /// The VAE that decodes a latent model's samples.
     pub vae: PathBuf,
-    /// The dataset the model was trained on (its classifier and its real images).
-    pub data: String,
+    /// The dataset whose classifier and real images judge the samples; `None`: the one the
+    /// checkpoint was trained on (`train.dataset` in its metadata).
+    pub data: Option<String>,
     /// Guidance scales, comma-separated (1 = none).
     pub cfg_scale: Vec<f32>,
     /// DDIM steps.
@@ -60,7 +62,7 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
     } else {
         None
     };
-    let source = DataSource::parse(&req.data)?;
+    let source = DataSource::parse(&dataset_of(req, &loaded.metadata)?)?;
     let &[_, h, _] = &loaded.shape[..] else {
         return Err(Error::new(
             format!("{} does not make images (C, H, W)", req.ckpt.display()),
@@ -106,3 +108,19 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
     Ok(reports)
 }
 // ANCHOR_END: score
+
+/// The dataset to score against: the one asked for, else the checkpoint's own.
+fn dataset_of(req: &EvaluateRequest, meta: &BTreeMap<String, String>) -> Result<String> {
+    match (&req.data, meta.get("train.dataset")) {
+        (Some(d), _) => Ok(d.clone()),
+        (None, Some(d)) => Ok(d.clone()),
+        (None, None) => Err(Error::new(
+            format!(
+                "{} does not record the dataset it was trained on",
+                req.ckpt.display()
+            ),
+            "name it with --data (e.g. --data digits or --data uci-digits), or retrain the \
+             model: checkpoints record it since the real-data release",
+        )),
+    }
+}

@@ -12,14 +12,13 @@ use crate::nn::loss::cross_entropy;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule};
 use crate::tensor::rng;
 use crate::Parameters;
-use ndarray::s;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Bumped whenever the architecture or the training code changes what a recipe produces, so
 /// stale caches are retrained.
-pub const RECIPE_VERSION: &str = "1";
+pub const RECIPE_VERSION: &str = "2";
 
 /// Images of the data's prefix hashed into the cache's data fingerprint.
 const FINGERPRINT_IMAGES: usize = 64;
@@ -30,9 +29,10 @@ pub struct ClassifierTrainOptions {
     pub steps: u64,
     pub batch: usize,
     pub lr: f32,
-    /// Training images: the first ones of the dataset.
+    /// Training images, at most: drawn from the dataset's training split.
     pub n_train: usize,
-    /// Held-out images after them, for the accuracy.
+    /// Held-out images for the accuracy, at most: from its held-out split
+    /// ([`DataSource::load_split`]; a set read from files holds out at most a fifth).
     pub n_held_out: usize,
     /// Print the progress bar and the summary line.
     pub verbose: bool,
@@ -214,27 +214,7 @@ pub fn load_or_train_classifier_with(
     if opts.verbose {
         println!("classifier: {reason}: training one");
     }
-    let all = source.load(opts.n_train + opts.n_held_out, size, seed)?;
-    if all.len() < 10 {
-        return Err(Error::new(
-            format!(
-                "{} has {} images, too few to train a classifier",
-                source.name(),
-                all.len()
-            ),
-            "give a dataset with at least 10 images (ideally thousands)",
-        ));
-    }
-    let n_held = opts.n_held_out.min(all.len() / 5).max(1);
-    let split = all.len() - n_held;
-    let part = |r: std::ops::Range<usize>| {
-        ImageDataset::new(
-            all.images.slice(s![r.clone(), .., .., ..]).to_owned(),
-            all.labels[r].to_vec(),
-            all.class_names.clone(),
-        )
-    };
-    let (train, held_out) = (part(0..split)?, part(split..all.len())?);
+    let (train, held_out) = classifier_split(source, size, seed, opts)?;
     let mut model = train_classifier(&train, &held_out, opts, seed)?;
     let mut meta = want;
     meta.extend(model.config.to_metadata());
@@ -244,6 +224,33 @@ pub fn load_or_train_classifier_with(
     );
     save_checkpoint(&path, &mut model, &meta)?;
     Ok((model, CacheStatus::Trained(reason)))
+}
+
+/// The classifier's training and held-out images: the source's own seeded, stratified split
+/// ([`DataSource::load_split`]). A set read from files holds out at most a fifth of itself.
+fn classifier_split(
+    source: &DataSource,
+    size: usize,
+    seed: u64,
+    opts: &ClassifierTrainOptions,
+) -> Result<(ImageDataset, ImageDataset)> {
+    let n_held = match source {
+        DataSource::Mnist(_) | DataSource::Folder(_) => {
+            let total = source.load(usize::MAX, size, seed)?.len();
+            if total < 10 {
+                return Err(Error::new(
+                    format!(
+                        "{} has {total} images, too few to train a classifier",
+                        source.name()
+                    ),
+                    "give a dataset with at least 10 images (ideally thousands)",
+                ));
+            }
+            opts.n_held_out.min(total / 5).max(1)
+        }
+        _ => opts.n_held_out,
+    };
+    source.load_split(opts.n_train, n_held, size, seed)
 }
 
 /// Everything that decides what a trained classifier is, as metadata.

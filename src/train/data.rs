@@ -54,6 +54,9 @@ pub struct TrainData {
     pub scale: f32,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
+    /// The dataset the samples come from (for latents: the one the VAE encoded), so the
+    /// checkpoint can name it and `minisora evaluate` can score against it.
+    pub dataset: Option<String>,
 }
 
 impl TrainData {
@@ -65,6 +68,7 @@ impl TrainData {
             scale: 1.0,
             labels,
             class_names,
+            dataset: None,
         }
     }
 
@@ -86,15 +90,15 @@ impl TrainData {
                     scale: set.scale_factor as f32,
                     labels: set.labels,
                     class_names: set.class_names,
+                    dataset: set.dataset,
                 })
             }
             Source::Pixels(d) => {
                 let ds = d.load(opts.n_images, opts.pixel_size, opts.seed)?;
-                Ok(TrainData::new(
-                    ds.images.into_dyn(),
-                    ds.labels,
-                    ds.class_names,
-                ))
+                Ok(TrainData {
+                    dataset: Some(d.name()),
+                    ..TrainData::new(ds.images.into_dyn(), ds.labels, ds.class_names)
+                })
             }
         }
     }

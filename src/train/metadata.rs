@@ -58,6 +58,9 @@ pub fn run_metadata(
     for (k, v) in opt {
         meta.insert(format!("{OPTION_PREFIX}{k}"), v);
     }
+    if let Some(dataset) = &data.dataset {
+        meta.insert("train.dataset".into(), dataset.clone());
+    }
     for (k, v) in [
         ("model", info.name.clone()),
         ("train.data", opts.data.name()),

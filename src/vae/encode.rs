@@ -31,6 +31,8 @@ pub struct LatentSet {
     pub class_names: Vec<String>,
     /// Multiply latents by this before diffusion (1 / std of the VAE's training latents).
     pub scale_factor: f64,
+    /// The dataset the latents encode (its name for [`DataSource::parse`]), if recorded.
+    pub dataset: Option<String>,
 }
 
 /// Encodes the first `n` images of `data` with the VAE in `checkpoint` and writes `out`.
@@ -131,5 +133,6 @@ pub fn load_latents(path: &Path) -> Result<LatentSet> {
             .map(|s| s.split('\n').map(String::from).collect())
             .unwrap_or_default(),
         scale_factor,
+        dataset: meta.get("data").cloned(),
     })
 }
