@@ -41,7 +41,7 @@ fn run() -> Result<()> {
         .map_or(Ok(DataSource::Digits), |d| DataSource::parse(d))?;
     let cache = Path::new("out/classifier");
     if retrain {
-        let _ = std::fs::remove_file(classifier_path(cache, &data));
+        let _ = std::fs::remove_file(classifier_path(cache, &data, 32));
     }
 
     let start = Instant::now();
@@ -99,7 +99,7 @@ fn run() -> Result<()> {
     )?;
     println!(
         "wrote {} and {}",
-        classifier_path(cache, &data).display(),
+        classifier_path(cache, &data, 32).display(),
         cache.join("degraded.png").display()
     );
     println!(

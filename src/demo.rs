@@ -16,6 +16,7 @@ use crate::dit::DiTConfig;
 use crate::error::Result;
 use crate::metrics::{score_checkpoint, EvalReport, EvaluateRequest};
 use crate::models::dit::{dit_options, train_dit};
+use crate::models::Recipe;
 use crate::sample::{sample, SampleRequest};
 use crate::train::{Source, TrainOptions};
 use crate::vae::encode::encode_dataset;
@@ -133,7 +134,7 @@ impl DemoOptions {
             sample_steps: self.sample_steps,
             seed: self.seed,
             out: self.out.join("dit"),
-            ..dit_options()
+            ..dit_options(Recipe::Cpu)
         }
     }
 }

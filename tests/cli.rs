@@ -379,3 +379,26 @@ fn evaluate_rejects_bad_input_with_the_fix() {
         &["invalid value 'two'"],
     );
 }
+
+#[test]
+fn evaluate_scores_against_the_dataset_the_checkpoint_records() {
+    let tmp = TempDir::new("cli-evaluate-data");
+    let dir = &tmp.0;
+    let ckpt = train_tiny(dir);
+    let meta = read_metadata(&ckpt).unwrap();
+    assert_eq!(
+        meta.get("train.dataset").map(String::as_str),
+        Some("digits")
+    );
+    // A checkpoint without the key (written before it existed) asks for --data.
+    let mut meta = read_metadata(&ckpt).unwrap();
+    let mut unet = UNet::new(UNetConfig::from_metadata(&meta).unwrap(), &mut rng(0)).unwrap();
+    load_checkpoint(&ckpt, &mut unet).unwrap();
+    meta.remove("train.dataset");
+    save_checkpoint(&dir.join("old.safetensors"), &mut unet, &meta).unwrap();
+    fails(
+        dir,
+        &["evaluate", "--ckpt", "old.safetensors"],
+        &["does not record the dataset", "--data"],
+    );
+}

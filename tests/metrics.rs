@@ -386,7 +386,7 @@ fn cached_classifier_is_reused_and_a_mismatched_one_retrained() {
         matches!(status, CacheStatus::Trained(ref why) if why.contains("no cached")),
         "{status:?}"
     );
-    assert!(classifier_path(&dir.0, &src).exists());
+    assert!(classifier_path(&dir.0, &src, 32).exists());
     let (again, status) = load_or_train_classifier_with(&src, 32, 0, &dir.0, &opts).unwrap();
     assert_eq!(status, CacheStatus::Loaded);
     assert_eq!(again.conv1.weight.value, first.conv1.weight.value);
@@ -418,7 +418,7 @@ fn cached_classifier_is_reused_and_a_mismatched_one_retrained() {
 fn a_corrupt_cache_file_is_an_error_naming_it() {
     let dir = TempDir::new("clf-corrupt");
     let src = DataSource::Digits;
-    let path = classifier_path(&dir.0, &src);
+    let path = classifier_path(&dir.0, &src, 32);
     std::fs::write(&path, b"not a safetensors file").unwrap();
     let err = load_or_train_classifier_with(&src, 32, 0, &dir.0, &tiny_opts()).unwrap_err();
     let msg = err.to_string();

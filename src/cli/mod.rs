@@ -75,7 +75,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(args) => run_demo(&args.into()).map(|_| ()),
         Command::Train2d(a) => Toy2d::parse(&a.dataset).and_then(|d| train_2d(d, a.steps, &a.out)),
-        Command::Train(args) => args.run(),
+        Command::Train(args) => args.run().map(|_| ()),
         Command::Sample(args) => sample(&(*args).into()).map(|_| ()),
         Command::Evaluate(args) => score_checkpoint(&(*args).into()).map(|_| ()),
         Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),

@@ -99,8 +99,9 @@ pub struct EvaluateArgs {
     /// was trained on, from its metadata].
     #[arg(long)]
     pub data: Option<String>,
-    /// Guidance scales, comma-separated (1 = none).
-    #[arg(long, default_value = "4", value_delimiter = ',')]
+    /// Guidance scales, comma-separated (1 = none) [the scale the checkpoint's training run
+    /// sampled with, else 4].
+    #[arg(long, value_delimiter = ',')]
     pub cfg_scale: Vec<f32>,
     /// DDIM steps.
     #[arg(long, default_value_t = 50)]

@@ -25,7 +25,8 @@ pub struct EvaluateRequest {
     /// The dataset whose classifier and real images judge the samples; `None`: the one the
     /// checkpoint was trained on (`train.dataset` in its metadata).
     pub data: Option<String>,
-    /// Guidance scales, comma-separated (1 = none).
+    /// Guidance scales (1 = none); empty: the one the checkpoint's run sampled with
+    /// (`train.guidance`), else 4.
     pub cfg_scale: Vec<f32>,
     /// DDIM steps.
     pub steps: usize,
@@ -36,6 +37,9 @@ pub struct EvaluateRequest {
     /// Where the evaluation classifier is cached.
     pub classifier_cache: PathBuf,
 }
+
+/// The guidance scale of a checkpoint that does not record its own (DiT's choice).
+const DEFAULT_GUIDANCE: f32 = 4.0;
 
 /// Seed of the real digits the samples are compared with: not the training set's (seed 0).
 const REAL_SEED: u64 = 0x4e1d;
@@ -75,7 +79,12 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
     let n = loaded.num_classes.min(10) * req.per_class;
     let real = source.load(2 * n, size, REAL_SEED)?;
     let mut reports = Vec::new();
-    for &guidance in &req.cfg_scale {
+    let recorded = loaded.metadata.get("train.guidance").and_then(|g| g.parse().ok());
+    let scales = match &req.cfg_scale[..] {
+        [] => vec![recorded.unwrap_or(DEFAULT_GUIDANCE)],
+        given => given.to_vec(),
+    };
+    for guidance in scales {
         let start = Instant::now();
         let grid = Grid {
             shape: loaded.shape.clone(),

@@ -1,5 +1,5 @@
 //! Training the evaluation classifier, and the cache that makes it a one-time cost:
-//! [`load_or_train_classifier`] loads `<cache>/<data>.safetensors` when its stored recipe
+//! [`load_or_train_classifier`] loads `<cache>/<data>-<size>px.safetensors` when its stored recipe
 //! (config, training options, data name, size, seed and a fingerprint of the images) matches
 //! what is asked for, and otherwise trains a new one (seconds on two cores) and saves it.
 
@@ -125,8 +125,9 @@ pub fn train_classifier(
 }
 // ANCHOR_END: train
 
-/// `<cache>/<data>.safetensors`, the data's name made file-safe (`mnist:/x/y` → `mnist_x_y`).
-pub fn classifier_path(cache: &Path, source: &DataSource) -> PathBuf {
+/// `<cache>/<data>-<size>px.safetensors`, the data's name made file-safe (`mnist:/x/y` →
+/// `mnist_x_y`): one classifier per dataset and image side.
+pub fn classifier_path(cache: &Path, source: &DataSource, size: usize) -> PathBuf {
     let name: String = source
         .name()
         .chars()
@@ -139,10 +140,8 @@ pub fn classifier_path(cache: &Path, source: &DataSource) -> PathBuf {
         })
         .collect();
     let name = name.trim_matches(|c| c == '_' || c == '.');
-    cache.join(format!(
-        "{}.safetensors",
-        if name.is_empty() { "data" } else { name }
-    ))
+    let name = if name.is_empty() { "data" } else { name };
+    cache.join(format!("{name}-{size}px.safetensors"))
 }
 
 /// The classifier for `source` at `size × size`: loaded from `cache` (a folder; see
@@ -171,7 +170,7 @@ pub fn load_or_train_classifier_with(
     cache: &Path,
     opts: &ClassifierTrainOptions,
 ) -> Result<(Classifier, CacheStatus)> {
-    let path = classifier_path(cache, source);
+    let path = classifier_path(cache, source, size);
     let want = recipe(source, size, seed, opts)?;
     let reason = if path.exists() {
         let meta = read_metadata(&path).map_err(|e| in_cache(&path, e))?;

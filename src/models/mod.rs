@@ -49,6 +49,31 @@ impl Default for ModelFlags {
     }
 }
 
+/// Which of a family's recipes a run starts from (`minisora train --recipe`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recipe {
+    /// Tuned for minutes on two cores (the default).
+    #[default]
+    Cpu,
+    /// The paper's, for days on GPUs (DiT: facebookresearch/DiT `train.py`; the U-Net:
+    /// openai/improved-diffusion).
+    Paper,
+}
+
+impl Recipe {
+    /// `cpu` or `paper`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Recipe::Cpu),
+            "paper" => Ok(Recipe::Paper),
+            _ => Err(Error::new(
+                format!("unknown recipe {s:?}"),
+                "use --recipe cpu (minutes on a laptop) or --recipe paper",
+            )),
+        }
+    }
+}
+
 /// How a family loads a checkpoint: `(path, tensors, metadata, training) → model`.
 pub type LoadFn = fn(&Path, &Tensors, &BTreeMap<String, String>, bool) -> Result<Box<dyn Net>>;
 
@@ -59,8 +84,8 @@ pub struct Family {
     pub key: &'static str,
     /// True if `--model NAME` names this family.
     pub accepts: fn(&str) -> bool,
-    /// Its default training recipe.
-    pub recipe: fn() -> TrainOptions,
+    /// Its training recipes.
+    pub recipe: fn(Recipe) -> TrainOptions,
     /// Builds the named model sized to `opts.data`, trains it, samples it and saves it.
     pub train: fn(&str, &ModelFlags, &TrainOptions) -> Result<TrainReport>,
     /// Builds the model a checkpoint's metadata describes and fills its weights from the

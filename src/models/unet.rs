@@ -6,7 +6,7 @@
 //! with a fixed variance ($\tilde\beta_t$), because the samples are drawn with DDIM, which
 //! does not use it.
 
-use super::{load_images, Family, Net};
+use super::{load_images, Family, Net, Recipe};
 use crate::diffusion::{BetaSchedule, Diffusion, LossType, Prediction, Schedule, VarianceType};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, Tensors};
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const FAMILY: Family = Family {
     key: "unet",
     accepts: |name| name == "unet" || name == "u-net",
-    recipe: default_options,
+    recipe: unet_recipe,
     train: |_, flags, opts| train_unet(&flags.unet, opts),
     load,
 };
@@ -70,6 +70,21 @@ pub fn default_options() -> TrainOptions {
         sample_steps: 50,
         out: PathBuf::from("out/unet"),
         ..TrainOptions::default()
+    }
+}
+
+/// The U-Net's recipes: [`default_options`] on the CPU; improved-diffusion's (AdamW at a
+/// constant lr 1e-4, no warm-up and no clipping) as `paper`.
+pub fn unet_recipe(recipe: Recipe) -> TrainOptions {
+    match recipe {
+        Recipe::Cpu => default_options(),
+        Recipe::Paper => TrainOptions {
+            lr: 1e-4,
+            warmup_steps: 0,
+            lr_decay: false,
+            grad_clip: None,
+            ..default_options()
+        },
     }
 }
 

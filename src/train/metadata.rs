@@ -71,6 +71,7 @@ pub fn run_metadata(
         ("train.batch", opts.batch.to_string()),
         ("train.lr", opts.lr.to_string()),
         ("train.seed", opts.seed.to_string()),
+        ("train.guidance", opts.guidance.to_string()),
         ("train.scale_factor", data.scale.to_string()),
         (
             "diffusion.schedule",
