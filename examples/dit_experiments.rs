@@ -1,10 +1,10 @@
 //! The DiT paper's experiments at CPU scale (the code is `minisora::experiments`):
 //!
 //! ```text
-//! cargo run --release --example dit_experiments -- <scaling|conditioning|unet-vs-dit|guidance|samplers|all> [--quick] [--out out/experiments] [--seed N]
+//! cargo run --release --example dit_experiments -- <scaling|conditioning|unet-vs-dit|guidance|samplers|all> [--quick] [--data digits] [--out out/experiments] [--seed N]
 //! ```
-//! Each writes `<out>/<name>/<name>.png`, `.md` and `.json` and prints one JSON line of
-//! headline figures last; `--help` describes every experiment and its two settings. The book's
+//! Each writes `<out>/<name>/<name>.png`, `.md` and `.json` (with `--data` other than
+//! `digits`, under `<out>/<data>/<name>/`) and prints one JSON line of headline figures last; `--help` describes every experiment and its two settings. The book's
 //! page "DiT experiments" shows the results of `--quick`.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -14,7 +14,7 @@ use minisora::experiments::{long_help, run};
 #[derive(Parser)]
 #[command(
     name = "dit_experiments",
-    about = "The DiT paper's experiments on the digit latents"
+    about = "The DiT paper's experiments on the latents of the digits or of --data"
 )]
 struct Cli {
     #[command(flatten)]

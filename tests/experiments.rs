@@ -2,15 +2,20 @@
 //! a tiny setting — a VAE of 2 steps on 200 digits, models of 3 steps of batch 8, 2 samples per
 //! class over 2 DDIM steps — each in its own temporary folder: every one writes its plot, its
 //! table with one row per run and its JSON, and returns its headline; the same seed gives the
-//! same model and numbers; a bad name is refused with the list of names.
+//! same model and numbers; a bad name is refused with the list of names. On `--data
+//! uci-digits` one runs with its own VAE, latents, classifier and real images under
+//! `<out>/uci-digits/`; a bad `--data` is refused with the names.
 
 mod support;
 
 use clap::Parser;
 use minisora::cli::demo::ExperimentArgs;
+use minisora::data::DataSource;
 use minisora::experiments::report::Json;
-use minisora::experiments::{run, ExperimentOptions};
-use minisora::io::checkpoint::load_tensors;
+use minisora::experiments::{data_slug, results_root, run, ExperimentOptions};
+use minisora::io::checkpoint::{load_tensors, read_metadata};
+use minisora::metrics::classifier_path;
+use minisora::vae::encode::load_latents;
 use std::path::Path;
 use support::TempDir;
 
@@ -57,6 +62,7 @@ fn runs_and_writes(name: &str, rows: usize) -> (TempDir, Json) {
     assert_eq!(heads.len(), 1);
     let head = heads[0].clone();
     assert_eq!(head.get("experiment"), Some(&Json::str(name)));
+    assert_eq!(head.get("data"), Some(&Json::str("digits")));
     assert!(head.get("wall_seconds").and_then(Json::as_f64).unwrap() > 0.0);
     let dir = tmp.0.join("out").join(name);
     let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();
@@ -174,5 +180,88 @@ fn a_bad_experiment_name_is_refused_with_the_names() {
     assert!(
         !tmp.0.join("out").exists(),
         "nothing is written for a bad name"
+    );
+}
+
+#[test]
+fn uci_digits_makes_its_own_setup_and_folder() {
+    let tmp = TempDir::new("exp-uci");
+    let heads = run(&tiny("unet-vs-dit", &tmp.0, &["--data", "uci-digits"])).unwrap();
+    let head = &heads[0];
+    assert_eq!(
+        head.get("data"),
+        Some(&Json::str("uci-digits")),
+        "{}",
+        head.to_line()
+    );
+    // Everything of the data under <out>/uci-digits/; nothing where the digits' results go.
+    let root = tmp.0.join("out").join("uci-digits");
+    for f in ["png", "md", "json"] {
+        let path = root.join("unet-vs-dit").join(format!("unet-vs-dit.{f}"));
+        assert!(path.is_file(), "{} is missing", path.display());
+    }
+    for gone in ["unet-vs-dit", "setup"] {
+        assert!(
+            !tmp.0.join("out").join(gone).exists(),
+            "out/{gone} was written"
+        );
+    }
+    // Its own VAE, latents (the 200 of --tiny-setup) and classifier, all of uci-digits.
+    let vae = read_metadata(&root.join("setup/vae/vae.safetensors")).unwrap();
+    assert_eq!(vae.get("vae.data").map(String::as_str), Some("uci-digits"));
+    let latents = load_latents(&root.join("setup/latents.safetensors")).unwrap();
+    assert_eq!(latents.dataset.as_deref(), Some("uci-digits"));
+    assert_eq!(latents.labels.len(), 200);
+    let cache = tmp.0.join("classifier");
+    assert!(classifier_path(&cache, &DataSource::UciDigits).is_file());
+    assert!(!classifier_path(&cache, &DataSource::Digits).exists());
+    let md = std::fs::read_to_string(root.join("unet-vs-dit/unet-vs-dit.md")).unwrap();
+    for said in [
+        "(on uci-digits)",
+        "--data uci-digits",
+        "200 images of uci-digits encoded",
+    ] {
+        assert!(md.contains(said), "{said:?} not in:\n{md}");
+    }
+    // The next run reuses them.
+    run(&tiny("unet-vs-dit", &tmp.0, &["--data", "uci-digits"])).unwrap();
+    let md = std::fs::read_to_string(root.join("unet-vs-dit/unet-vs-dit.md")).unwrap();
+    for said in ["VAE reused", "latents reused", "classifier loaded"] {
+        assert!(md.contains(said), "{said:?} not in:\n{md}");
+    }
+}
+
+#[test]
+fn a_bad_data_name_is_refused_with_the_names() {
+    let tmp = TempDir::new("exp-bad-data");
+    let err = run(&tiny("scaling", &tmp.0, &["--data", "uci-digit"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"uci-digit\""), "{err}");
+    assert!(
+        err.contains("uci-digits") && err.contains("mnist:DIR"),
+        "{err}"
+    );
+    assert!(
+        !tmp.0.join("out").exists(),
+        "nothing is written for a bad name"
+    );
+}
+
+#[test]
+fn every_dataset_but_the_digits_has_its_own_folder() {
+    let out = Path::new("out/experiments");
+    assert_eq!(results_root(out, &DataSource::Digits), out);
+    assert_eq!(
+        results_root(out, &DataSource::UciDigits),
+        out.join("uci-digits")
+    );
+    assert_eq!(
+        data_slug(&DataSource::Mnist("/data/mnist".into())),
+        "mnist-data-mnist"
+    );
+    assert_eq!(
+        data_slug(&DataSource::Folder("./my photos/".into())),
+        "my-photos"
     );
 }

@@ -76,6 +76,11 @@ pub struct ExperimentArgs {
     /// Folder of the results (one subfolder per experiment).
     #[arg(long, default_value = "out/experiments")]
     pub out: PathBuf,
+    /// The dataset every experiment trains and scores on: digits (the demo's), shapes,
+    /// uci-digits, mnist:DIR or an image folder; other than digits, its VAE, latents and
+    /// results go under <out>/<data>/ (e.g. out/experiments/uci-digits/scaling/).
+    #[arg(long, default_value = "digits")]
+    pub data: String,
     /// Seed of the data order, the initialisations and the samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -112,6 +117,7 @@ impl From<ExperimentArgs> for ExperimentOptions {
             experiment: a.experiment,
             quick: a.quick,
             out: a.out,
+            data: a.data,
             seed: a.seed,
             demo_dir: a.demo_dir,
             classifier_cache: a.classifier_cache,

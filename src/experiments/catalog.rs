@@ -95,16 +95,26 @@ impl Experiment {
     pub fn about(self) -> String {
         let (q, f) = (self.budget(true), self.budget(false));
         let what = match self {
-            Experiment::Scaling => "DiT-mini/tiny/small × patch 2/4/8 (9 runs) trained for equal steps on the \
-                 digit latents; final loss and Fréchet distance (guidance 1) against forward Gflops.",
-            Experiment::Conditioning => "DiT-tiny/2 with adaLN-Zero, adaLN, cross-attention and in-context \
-                 conditioning at equal steps: loss curves, Fréchet distance, Gflops.",
-            Experiment::UnetVsDit => "the U-Net (width chosen to match the Gflops) against DiT-tiny/2 on the same \
-                 data, steps and batch, each at its own learning rate (1e-3 and 3e-3).",
-            Experiment::Guidance => "one DiT-tiny/2 (the demo's if out/demo has it, else trained) sampled at \
-                 guidance 1, 1.5, 2, 3, 4, 6, 8: class accuracy and Fréchet distance.",
-            Experiment::Samplers => "the same DiT sampled by DDPM and DDIM at 10, 25, 50, 250 steps (guidance 2): \
-                 quality against measured sampling time.",
+            Experiment::Scaling => {
+                "DiT-mini/tiny/small × patch 2/4/8 (9 runs) trained for equal steps on the \
+                 latents; final loss and Fréchet distance (guidance 1) against forward Gflops."
+            }
+            Experiment::Conditioning => {
+                "DiT-tiny/2 with adaLN-Zero, adaLN, cross-attention and in-context \
+                 conditioning at equal steps: loss curves, Fréchet distance, Gflops."
+            }
+            Experiment::UnetVsDit => {
+                "the U-Net (width chosen to match the Gflops) against DiT-tiny/2 on the same \
+                 data, steps and batch, each at its own learning rate (1e-3 and 3e-3)."
+            }
+            Experiment::Guidance => {
+                "one DiT-tiny/2 (on digits the demo's if out/demo has it, else trained) sampled at \
+                 guidance 1, 1.5, 2, 3, 4, 6, 8: class accuracy and Fréchet distance."
+            }
+            Experiment::Samplers => {
+                "the same DiT sampled by DDPM and DDIM at 10, 25, 50, 250 steps (guidance 2): \
+                 quality against measured sampling time."
+            }
         };
         let text = format!(
             "{what} --quick: {} steps, {} samples per class; full: {} steps, {} per class.",
@@ -140,7 +150,11 @@ pub fn long_help() -> String {
         "The DiT paper's experiments at CPU scale, on the latents of the built-in digits. Each \
          writes <out>/<name>/<name>.png, .md (the table) and .json, and prints one JSON line of \
          headline figures last. The VAE, latents and evaluation classifier are reused from \
-         out/demo and out/classifier when present, else made first (about 95 s). Every model \
+         out/demo and out/classifier when present, else made first (about 95 s). --data NAME \
+         runs on another dataset (shapes, uci-digits, mnist:DIR or an image folder): its own \
+         VAE, latents, classifier and real images, made on first use, and every result under \
+         <out>/<data>/<name>/; a set of few images (uci-digits: 1,437) may score fewer samples \
+         per class than the setting's, as the report says. Every model \
          trains with the demo's recipe (lr 3e-3 with warm-up 100 and cosine decay, clipping, \
          batch 64) unless the experiment varies it. --quick finishes each experiment in under \
          10 minutes on two cores, setup included; without it, longer runs and more samples.",

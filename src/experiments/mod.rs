@@ -1,6 +1,7 @@
 //! The DiT paper's experiments at our scale (`examples/dit_experiments.rs`), each writing a
-//! plot, a markdown table and a JSON file under `out/experiments/<name>/` and printing one
-//! JSON line of headline figures last:
+//! plot, a markdown table and a JSON file under `out/experiments/<name>/` (on a dataset other
+//! than the demo's digits, `out/experiments/<data>/<name>/`) and printing one JSON line of
+//! headline figures last:
 //!
 //! - [`scaling`]: DiT-mini/tiny/small × patch 2/4/8 at equal steps — loss and Fréchet
 //!   distance against forward Gflops (Peebles & Xie 2023, Figures 2, 6 and 8);
@@ -10,8 +11,8 @@
 //! - [`samplers`]: DDPM and DDIM at 10/25/50/250 steps, quality against wall time.
 //!
 //! Shared: [`catalog`] (names, settings, help), [`setup`] (VAE, latents, classifier, real
-//! digits — the demo's when present), [`runs`] (train with the demo's recipe, score as
-//! `minisora evaluate`), [`report`] (tables and JSON), [`plot`].
+//! images of `--data` — the demo's when it is the digits and present), [`runs`] (train with
+//! the demo's recipe, score as `minisora evaluate`), [`report`] (tables and JSON), [`plot`].
 
 pub mod catalog;
 pub mod conditioning;
@@ -26,12 +27,13 @@ pub mod unet_vs_dit;
 
 pub use catalog::{long_help, Budget, Experiment};
 
+use crate::data::DataSource;
 use crate::error::Result;
 use crate::metrics::ClassifierTrainOptions;
 use crate::vae::train::TrainVaeOptions;
 use report::{write_outputs, Json};
 use setup::{Setup, SetupOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What `dit_experiments` runs (its command line is [`crate::cli::experiments`]).
@@ -41,8 +43,10 @@ pub struct ExperimentOptions {
     pub experiment: String,
     /// The short setting: ≤ 10 minutes per experiment on two cores.
     pub quick: bool,
-    /// Folder of the results (one subfolder per experiment).
+    /// Folder of the results (one subfolder per experiment; see [`results_root`]).
     pub out: PathBuf,
+    /// The dataset, as [`DataSource::parse`] reads it (`digits`: the demo's).
+    pub data: String,
     /// Seed of the data order, the initialisations and the samples.
     pub seed: u64,
     /// The demo's folder, whose VAE, latents and DiT are reused when present.
@@ -68,14 +72,19 @@ pub struct ExperimentOptions {
 #[derive(Clone, Debug)]
 pub struct Context {
     pub name: &'static str,
-    /// `<out>/<name>`
+    /// `<root>/<name>`
     pub dir: PathBuf,
+    /// The results of this dataset: [`results_root`] of `--out` and `--data`.
     pub out: PathBuf,
+    /// What every model trains on and every score is judged against.
+    pub data: DataSource,
     pub demo_dir: PathBuf,
     pub quick: bool,
     pub seed: u64,
     pub steps: u64,
     pub batch: usize,
+    /// Samples per class of every score (after the setup: at most what the data's real images
+    /// can be compared with).
     pub per_class: usize,
     /// DDIM steps of the scores.
     pub sample_steps: usize,
@@ -96,8 +105,44 @@ pub struct Outcome {
     pub headline: Vec<(String, Json)>,
 }
 
+/// Where the results on `data` go: `out` itself for the demo's digits (so their paths are as
+/// they always were), else `<out>/<data slug>/`, so another dataset's setup, reference model
+/// and experiments never overwrite the digits' ones.
+pub fn results_root(out: &Path, data: &DataSource) -> PathBuf {
+    match data {
+        DataSource::Digits => out.to_path_buf(),
+        _ => out.join(data_slug(data)),
+    }
+}
+
+/// A dataset's name as one folder name: `uci-digits` stays, `mnist:/data/mnist` becomes
+/// `mnist-data-mnist` (every run of other characters one `-`, none at either end).
+pub fn data_slug(data: &DataSource) -> String {
+    let name: String = data
+        .name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = name
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if slug.is_empty() {
+        "data".into()
+    } else {
+        slug
+    }
+}
+
 impl ExperimentOptions {
-    fn context(&self, e: Experiment) -> Context {
+    fn context(&self, e: Experiment, data: &DataSource) -> Context {
         let b = e.budget(self.quick);
         let mut command = format!(
             "cargo run --release --example dit_experiments -- {}",
@@ -107,6 +152,7 @@ impl ExperimentOptions {
             command.push_str(" --quick");
         }
         let flags = [
+            ("data", (*data != DataSource::Digits).then(|| data.name())),
             ("seed", (self.seed != 0).then(|| self.seed.to_string())),
             ("steps", self.steps.map(|v| v.to_string())),
             ("batch", self.batch.map(|v| v.to_string())),
@@ -120,10 +166,12 @@ impl ExperimentOptions {
                 command.push_str(&format!(" --{flag} {v}"));
             }
         }
+        let root = results_root(&self.out, data);
         Context {
             name: e.name(),
-            dir: self.out.join(e.name()),
-            out: self.out.clone(),
+            dir: root.join(e.name()),
+            out: root,
+            data: data.clone(),
             demo_dir: self.demo_dir.clone(),
             quick: self.quick,
             seed: self.seed,
@@ -144,14 +192,15 @@ impl ExperimentOptions {
             classifier.steps = 5;
         }
         SetupOptions {
+            data: ctx.data.clone(),
             demo_dir: self.demo_dir.clone(),
-            dir: self.out.join("setup"),
+            dir: ctx.out.join("setup"),
             classifier_cache: self.classifier_cache.clone(),
             seed: self.seed,
             vae_steps: self.vae_steps.unwrap_or(TrainVaeOptions::default().steps),
             images: self.tiny_setup,
             classifier,
-            real: 2 * 10 * ctx.per_class,
+            per_class: ctx.per_class,
         }
     }
 }
@@ -160,14 +209,16 @@ impl ExperimentOptions {
 /// `all`, one more line gathering them); returns the headlines.
 pub fn run(args: &ExperimentOptions) -> Result<Vec<Json>> {
     let experiments = Experiment::parse(&args.experiment)?;
+    let data = DataSource::parse(&args.data)?;
     let start = Instant::now();
     let mut headlines = Vec::new();
     for e in &experiments {
-        headlines.push(run_one(args, *e)?);
+        headlines.push(run_one(args, *e, &data)?);
     }
     if experiments.len() > 1 {
         let all = Json::obj([
             ("experiment", Json::str("all")),
+            ("data", Json::str(data.name())),
             ("quick", Json::Bool(args.quick)),
             ("wall_seconds", Json::num(start.elapsed().as_secs_f64(), 1)),
             (
@@ -185,19 +236,22 @@ pub fn run(args: &ExperimentOptions) -> Result<Vec<Json>> {
     Ok(headlines)
 }
 
-fn run_one(args: &ExperimentOptions, e: Experiment) -> Result<Json> {
+fn run_one(args: &ExperimentOptions, e: Experiment, data: &DataSource) -> Result<Json> {
     let start = Instant::now();
-    let ctx = args.context(e);
+    let mut ctx = args.context(e, data);
     println!(
-        "\n=== experiment {} ({}): {} steps of batch {}, {} samples per class, seed {} ===",
+        "\n=== experiment {} ({}) on {}: {} steps of batch {}, {} samples per class, seed {} ===",
         ctx.name,
         if ctx.quick { "quick" } else { "full" },
+        data.name(),
         ctx.steps,
         ctx.batch,
         ctx.per_class,
         ctx.seed
     );
     let setup = Setup::prepare(&args.setup_options(&ctx))?;
+    // A read dataset may hold too few real images for the samples asked for: the setup says so.
+    ctx.per_class = setup.per_class;
     let outcome = match e {
         Experiment::Scaling => scaling::run(&ctx, &setup)?,
         Experiment::Conditioning => conditioning::run(&ctx, &setup)?,
@@ -215,10 +269,11 @@ fn run_one(args: &ExperimentOptions, e: Experiment) -> Result<Json> {
         ),
     };
     let settings = format!(
-        "Command: `{}` ({} setting: {} training steps of batch {}, {} samples per class scored with \
-         {scored}, seed {}). Setup: {}. Wall time {:.0} s (setup {:.0} s).\n\n",
+        "Command: `{}` ({} setting on {}: {} training steps of batch {}, {} samples per class \
+         scored with {scored}, seed {}). Setup: {}. Wall time {:.0} s (setup {:.0} s).\n\n",
         ctx.command,
         if ctx.quick { "quick" } else { "full" },
+        data.name(),
         ctx.steps,
         ctx.batch,
         ctx.per_class,
@@ -229,6 +284,7 @@ fn run_one(args: &ExperimentOptions, e: Experiment) -> Result<Json> {
     );
     let mut head = vec![
         ("experiment".to_string(), Json::str(ctx.name)),
+        ("data".to_string(), Json::str(data.name())),
         ("quick".to_string(), Json::Bool(ctx.quick)),
         ("steps".to_string(), Json::Num(ctx.steps as f64)),
         ("per_class".to_string(), Json::Num(ctx.per_class as f64)),
@@ -252,10 +308,14 @@ fn run_one(args: &ExperimentOptions, e: Experiment) -> Result<Json> {
         ),
         ("results", outcome.full),
     ]);
+    let title = match data {
+        DataSource::Digits => outcome.title,
+        _ => format!("{} (on {})", outcome.title, data.name()),
+    };
     let w = write_outputs(
         &ctx.dir,
         ctx.name,
-        &outcome.title,
+        &title,
         &(settings + &outcome.body),
         &full,
     )?;

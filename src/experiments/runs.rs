@@ -1,6 +1,6 @@
 //! One trained model and one score: the demo's training recipe at an experiment's steps and
 //! batch, and the scoring of `minisora evaluate` (class accuracy and Fréchet distance with its
-//! floor) against the setup's classifier and real digits — by DDIM through the same
+//! floor) against the setup's classifier and real images — by DDIM through the same
 //! [`sample_grid`] as `evaluate`, or by any sampler with its wall time measured.
 
 use super::report::{percent, Json, Table};
@@ -185,7 +185,7 @@ pub fn train_and_score(ctx: &Context, setup: &Setup, spec: &RunSpec) -> Result<R
 }
 
 /// Scores `loaded` as `minisora evaluate` does: `ctx.per_class` samples of every class with
-/// DDIM over `ctx.sample_steps` steps at `guidance`, decoded, against the real digits.
+/// DDIM over `ctx.sample_steps` steps at `guidance`, decoded, against the real images.
 pub fn score_ddim(ctx: &Context, setup: &Setup, loaded: &Loaded, guidance: f32) -> Result<Score> {
     let how = Draw::ddim(ctx.sample_steps, guidance, ctx.seed);
     score_with(ctx, setup, loaded, &how, &mut |_| {})
@@ -231,7 +231,7 @@ fn score_with(
     judge(setup, loaded, &samples.x, &samples.labels(), sample_seconds)
 }
 
-/// Decodes model-space samples and evaluates them against the first `2N` real digits.
+/// Decodes model-space samples and evaluates them against the first `2N` real images.
 fn judge(
     setup: &Setup,
     loaded: &Loaded,
@@ -258,8 +258,8 @@ fn null_label(loaded: &Loaded) -> Result<usize> {
 }
 
 /// Sampler calls per chunk of [`score_sampler`], for sizing its progress bar.
-pub fn sampler_calls(ctx: &Context, steps: usize) -> u64 {
-    (10 * ctx.per_class).div_ceil(CHUNK) as u64 * steps as u64
+pub fn sampler_calls(ctx: &Context, setup: &Setup, steps: usize) -> u64 {
+    (setup.classes * ctx.per_class).div_ceil(CHUNK) as u64 * steps as u64
 }
 
 /// The DiT the guidance and sampler experiments share: the demo's DiT-tiny/2 when the setup

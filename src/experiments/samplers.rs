@@ -39,7 +39,10 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
         ctx.name, ctx.guidance
     );
     let loaded = load_model(&ckpt)?;
-    let calls: u64 = steps_list.iter().map(|&s| sampler_calls(ctx, s)).sum();
+    let calls: u64 = steps_list
+        .iter()
+        .map(|&s| sampler_calls(ctx, setup, s))
+        .sum();
     let bar = progress(calls * SAMPLERS.len() as u64, "samplers");
     let mut results: Vec<(&str, usize, Score)> = Vec::new();
     for (name, kind) in SAMPLERS {

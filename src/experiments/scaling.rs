@@ -1,5 +1,5 @@
 //! Experiment 1, scaling (Peebles & Xie 2023, Figures 2, 6 and 8): DiT-mini, -tiny and
-//! -small, each with patch 2, 4 and 8, trained for the same steps on the digit latents and
+//! -small, each with patch 2, 4 and 8, trained for the same steps on the latents (digits unless `--data`) and
 //! scored unguided. The paper's two claims: sample quality improves with forward Gflops
 //! however they are spent, and at a fixed parameter count a smaller patch (more tokens, more
 //! Gflops) gives better samples.
@@ -130,12 +130,13 @@ pub fn run(ctx: &Context, setup: &Setup) -> Result<Outcome> {
     let body = format!(
         "{}\nFinal loss: the mean of the last 10 % of the steps (DiT's hybrid loss, ε-MSE plus the \
          variational-bound term of the learned variance). Accuracy and Fréchet distance: {} \
-         samples, unguided, against real digits; the real-vs-real floor is {floor:.1}. \
+         samples, unguided, against real images of {}; the real-vs-real floor is {floor:.1}. \
          Spearman rank correlation with Gflops: Fréchet {rho_frechet:.2}, final loss \
          {rho_loss:.2} (−1: always better with more compute). Sizes where every smaller patch \
          lowered the Fréchet distance: {patch_order} of {}.\n",
         table.to_markdown(),
         runs[0].score.eval.n,
+        ctx.data.name(),
         SIZES.len()
     );
     let rows = runs
