@@ -176,7 +176,7 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
         &how,
         &mut on_step,
     )?;
-    let pixels = to_pixels(&x, vae.as_ref(), loaded.scale);
+    let pixels = to_pixels(&x, vae.as_ref(), &loaded.norm);
     let written = save_samples(&req.out, &pixels, req.n)?;
     let rows = count / req.n;
     println!(
@@ -209,7 +209,7 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
             .map(|parts| {
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 let whole = concatenate(Axis(0), &views).expect("chunks share their shape");
-                first_frame(to_pixels(&whole, vae.as_ref(), loaded.scale))
+                first_frame(to_pixels(&whole, vae.as_ref(), &loaded.norm))
             })
             .collect();
         let last = decoded.last().cloned().expect("x_T is a frame");

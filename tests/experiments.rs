@@ -213,8 +213,8 @@ fn uci_digits_makes_its_own_setup_and_folder() {
     assert_eq!(latents.dataset.as_deref(), Some("uci-digits"));
     assert_eq!(latents.labels.len(), 200);
     let cache = tmp.0.join("classifier");
-    assert!(classifier_path(&cache, &DataSource::UciDigits).is_file());
-    assert!(!classifier_path(&cache, &DataSource::Digits).exists());
+    assert!(classifier_path(&cache, &DataSource::UciDigits, 32).is_file());
+    assert!(!classifier_path(&cache, &DataSource::Digits, 32).exists());
     let md = std::fs::read_to_string(root.join("unet-vs-dit/unet-vs-dit.md")).unwrap();
     for said in [
         "(on uci-digits)",

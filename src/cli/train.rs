@@ -8,7 +8,7 @@ use crate::dit::Conditioning;
 use crate::error::{Error, Result};
 use crate::models::unet::default_config;
 use crate::models::{family, train_model, ModelFlags, Recipe};
-use crate::train::{Source, TrainOptions, TrainReport};
+use crate::train::{NormKind, Source, TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
 use crate::vae::encode::encode_dataset;
 use clap::Args;
@@ -124,6 +124,10 @@ pub struct RecipeArgs {
     /// Probability of training a sample with the null label [0.1].
     #[arg(long)]
     pub label_dropout: Option<f32>,
+    /// Latent normalisation: `global` (the VAE's scale factor) or `channel` (a shift and a
+    /// scale per channel, measured on the latents) [global].
+    #[arg(long)]
+    pub latent_norm: Option<String>,
 }
 
 /// What the run writes, and its seed.
@@ -241,6 +245,10 @@ impl TrainArgs {
             grad_clip: r.grad_clip.or(base.grad_clip).filter(|&c| c > 0.0),
             ema_decay: r.ema.unwrap_or(base.ema_decay),
             label_dropout: r.label_dropout.unwrap_or(base.label_dropout),
+            latent_norm: match &r.latent_norm {
+                Some(k) => NormKind::parse(k)?,
+                None => base.latent_norm,
+            },
             guidance: run.guidance.unwrap_or(base.guidance),
             sample_steps: run.sample_steps.unwrap_or(base.sample_steps),
             sample_every: run.sample_every,

@@ -239,7 +239,7 @@ fn judge(
     labels: &[usize],
     sample_seconds: f64,
 ) -> Result<Score> {
-    let pixels = to_images(x, loaded.latent.then_some(&setup.vae), loaded.scale);
+    let pixels = to_images(x, loaded.latent.then_some(&setup.vae), &loaded.norm);
     let real = setup.real_for(labels.len())?;
     let eval = evaluate(&setup.classifier, pixels.view(), labels, real)?;
     Ok(Score {

@@ -96,7 +96,7 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
             },
         };
         let samples = sample_grid(&*loaded.model, &loaded.diffusion, &grid, 0, &mut |_| {})?;
-        let pixels = to_images(&samples.x, vae.as_ref(), loaded.scale);
+        let pixels = to_images(&samples.x, vae.as_ref(), &loaded.norm);
         let report = evaluate(
             &classifier,
             pixels.view(),

@@ -17,7 +17,7 @@ use crate::io::metadata::MetaReader;
 use crate::train::metadata::diffusion_from_metadata;
 use crate::train::preview::class_rows;
 use crate::train::state::is_train_state;
-use crate::train::{TrainData, TrainOptions, TrainReport};
+use crate::train::{LatentNorm, TrainData, TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -141,8 +141,8 @@ pub struct Loaded {
     pub null_label: Option<usize>,
     /// True when the model lives in a VAE's latent space.
     pub latent: bool,
-    /// The latents' scale factor (1 in pixel space).
-    pub scale: f32,
+    /// How the latents were normalised (the identity in pixel space).
+    pub norm: LatentNorm,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -217,12 +217,7 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
     }
     let num_classes = m.usize("train.num_classes")?;
     let null_label = model.null_label();
-    let scale: f32 = m.text("train.scale_factor")?.parse().map_err(|_| {
-        Error::new(
-            format!("{}: train.scale_factor is not a number", path.display()),
-            "the checkpoint's metadata is damaged; train the model again",
-        )
-    })?;
+    let norm = LatentNorm::from_metadata(&meta, shape[0])?;
     Ok(Loaded {
         model,
         diffusion: diffusion_from_metadata(&meta)?,
@@ -230,7 +225,7 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
         num_classes: if null_label.is_some() { num_classes } else { 0 },
         null_label,
         latent: m.bool("train.latent")?,
-        scale,
+        norm,
         metadata: meta,
     })
 }

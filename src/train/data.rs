@@ -4,6 +4,7 @@
 //! $z = s\,(\mu + \sigma\varepsilon)$, with the VAE's scale factor $s$ — so the model never
 //! sees the same latent twice, as with DiT's on-the-fly encoding.
 
+use super::latent_norm::{LatentNorm, NormKind};
 use super::options::TrainOptions;
 use crate::data::DataSource;
 use crate::error::{Error, Result};
@@ -50,8 +51,8 @@ pub struct TrainData {
     pub mean: ArrayD<f32>,
     /// `(N, C, …)` posterior log-variances; `None` in pixel space.
     pub logvar: Option<ArrayD<f32>>,
-    /// Multiplies latents (1 / their std); 1 in pixel space.
-    pub scale: f32,
+    /// Brings latents to unit scale before diffusion (the identity in pixel space).
+    pub norm: LatentNorm,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
     /// The dataset the samples come from (for latents: the one the VAE encoded), so the
@@ -63,9 +64,9 @@ impl TrainData {
     /// Samples already in memory (pixel space, or any tensor a test makes): `(N, C, …)`.
     pub fn new(samples: ArrayD<f32>, labels: Vec<usize>, class_names: Vec<String>) -> Self {
         TrainData {
+            norm: LatentNorm::global(1.0, samples.shape().get(1).copied().unwrap_or(0)),
             mean: samples,
             logvar: None,
-            scale: 1.0,
             labels,
             class_names,
             dataset: None,
@@ -84,15 +85,24 @@ impl TrainData {
                     ));
                 }
                 let set = load_latents(path)?;
+                let (mean, logvar) = (set.mean.into_dyn(), set.logvar.into_dyn());
+                let norm = match opts.latent_norm {
+                    NormKind::Global => LatentNorm::global(set.scale_factor as f32, mean.shape()[1]),
+                    NormKind::PerChannel => LatentNorm::per_channel(&mean, &logvar),
+                };
                 Ok(TrainData {
-                    mean: set.mean.into_dyn(),
-                    logvar: Some(set.logvar.into_dyn()),
-                    scale: set.scale_factor as f32,
+                    mean,
+                    logvar: Some(logvar),
+                    norm,
                     labels: set.labels,
                     class_names: set.class_names,
                     dataset: set.dataset,
                 })
             }
+            Source::Pixels(d) if opts.latent_norm == NormKind::PerChannel => Err(Error::new(
+                format!("--latent-norm channel with {} in pixel space", d.name()),
+                "normalise per channel only latents (drop --pixels, or --latent-norm)",
+            )),
             Source::Pixels(d) => {
                 let ds = d.load(opts.n_images, opts.pixel_size, opts.seed)?;
                 Ok(TrainData {
@@ -134,7 +144,8 @@ impl TrainData {
 
     // ANCHOR: latent_batch
     /// The samples `idx` `(B, C, …)`: pixels as they are, latents drawn afresh as
-    /// $z = s\,(\mu + e^{\frac12 \log\sigma^2}\,\varepsilon)$.
+    /// $z = \mu + e^{\frac12 \log\sigma^2}\,\varepsilon$, then normalised per channel,
+    /// $(z_c - m_c)\,s_c$ (the global scale factor: $m_c = 0$, $s_c = s$).
     pub fn batch(&self, idx: &[usize], r: &mut Rng) -> ArrayD<f32> {
         let mean = self.mean.select(Axis(0), idx);
         let Some(logvar) = &self.logvar else {
@@ -142,11 +153,11 @@ impl TrainData {
         };
         let logvar = logvar.select(Axis(0), idx);
         let mut z = init::normal(mean.shape(), 1.0, r); // ε
-        let s = self.scale;
         Zip::from(&mut z)
             .and(&mean)
             .and(&logvar)
-            .for_each(|z, &m, &lv| *z = s * (m + (0.5 * lv).exp() * *z));
+            .for_each(|z, &m, &lv| *z = m + (0.5 * lv).exp() * *z);
+        self.norm.normalise(&mut z);
         z
     }
     // ANCHOR_END: latent_batch

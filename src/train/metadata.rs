@@ -50,6 +50,7 @@ pub fn run_metadata(
         ("grad_clip", clip),
         ("ema_decay", opts.ema_decay.to_string()),
         ("label_dropout", opts.label_dropout.to_string()),
+        ("latent_norm", format!("{:?}", opts.latent_norm)),
     ];
     if opts.lr_decay {
         // The cosine schedule ends at the last step, so the length fixes every step's rate.
@@ -58,6 +59,10 @@ pub fn run_metadata(
     for (k, v) in opt {
         meta.insert(format!("{OPTION_PREFIX}{k}"), v);
     }
+    if data.norm.is_global() {
+        meta.insert("train.scale_factor".into(), data.norm.scale[0].to_string());
+    }
+    meta.extend(data.norm.to_metadata());
     if let Some(dataset) = &data.dataset {
         meta.insert("train.dataset".into(), dataset.clone());
     }
@@ -72,7 +77,6 @@ pub fn run_metadata(
         ("train.lr", opts.lr.to_string()),
         ("train.seed", opts.seed.to_string()),
         ("train.guidance", opts.guidance.to_string()),
-        ("train.scale_factor", data.scale.to_string()),
         (
             "diffusion.schedule",
             schedule_name(&diffusion.schedule).into(),

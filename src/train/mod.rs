@@ -4,6 +4,7 @@
 //! runs is in [`crate::diffusion`]; the models and their recipes are in [`crate::models`].
 
 pub mod data;
+pub mod latent_norm;
 pub mod metadata;
 pub mod options;
 pub mod preview;
@@ -12,6 +13,7 @@ pub mod step;
 pub mod trainer;
 
 pub use data::{Source, TrainData};
+pub use latent_norm::{LatentNorm, NormKind};
 pub use options::{ModelInfo, TrainOptions};
 pub use step::{train_step, StepBatch, StepOptimizer, StepTimes};
 pub use trainer::{train, TrainReport};

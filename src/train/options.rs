@@ -3,6 +3,7 @@
 //! other and the data before any work.
 
 use super::data::{Source, TrainData};
+use super::latent_norm::NormKind;
 use crate::error::{Error, Result};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct TrainOptions {
     pub grad_clip: Option<f32>,
     /// Target EMA decay (DiT 0.9999), with the warm-up `min(decay, (1+n)/(10+n))`.
     pub ema_decay: f32,
+    /// How latents are normalised: the VAE's scale factor, or per channel.
+    pub latent_norm: NormKind,
     /// Probability of replacing a label by the null label (DiT: 0.1).
     pub label_dropout: f32,
     /// Classifier-free guidance scale of the samples (1 = no guidance).
@@ -67,6 +70,7 @@ impl Default for TrainOptions {
             grad_clip: None,
             ema_decay: 0.9999,
             label_dropout: 0.1,
+            latent_norm: NormKind::Global,
             guidance: 4.0,
             sample_steps: 50,
             samples_per_class: 8,

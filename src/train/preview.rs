@@ -11,6 +11,7 @@
 //! The trainer also draws a small grid of the EMA model now and then ([`sample_with_ema`]).
 
 use super::data::TrainData;
+use super::latent_norm::LatentNorm;
 use super::options::TrainOptions;
 use crate::diffusion::{sample_grid, Condition, Denoiser, Diffusion, Draw, Grid, Samples};
 use crate::error::{Error, Result};
@@ -33,8 +34,8 @@ pub const FRAME_MS: u32 = 120;
 pub struct FigureOptions {
     /// The samples: one row per class, DDIM with the run's guidance and seed.
     pub grid: Grid,
-    /// Latents were multiplied by this before diffusion; decoding divides by it.
-    pub scale: f32,
+    /// How latents were normalised before diffusion; decoding undoes it.
+    pub norm: LatentNorm,
     pub out: PathBuf,
 }
 
@@ -60,7 +61,7 @@ impl FigureOptions {
                     ..Draw::ddim(opts.sample_steps, opts.guidance, opts.seed)
                 },
             },
-            scale: data.scale,
+            norm: data.norm.clone(),
             out: opts.out.clone(),
         }
     }
@@ -92,9 +93,9 @@ pub fn load_decoder(vae: &Path, channels: usize) -> Result<AutoencoderKL> {
     Ok(model)
 }
 
-/// Model-space images `(N, C, H, W)` as pixels: decoded by the VAE (after dividing by the
-/// scale), or clamped to [−1, 1] in pixel space.
-pub fn to_images(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, scale: f32) -> Array4<f32> {
+/// Model-space images `(N, C, H, W)` as pixels: decoded by the VAE (after undoing the
+/// latents' normalisation), or clamped to [−1, 1] in pixel space.
+pub fn to_images(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, norm: &LatentNorm) -> Array4<f32> {
     let x = x
         .view()
         .into_dimensionality::<Ix4>()
@@ -103,7 +104,10 @@ pub fn to_images(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, scale: f32) -> Ar
         Some(vae) => {
             let parts: Vec<Array4<f32>> = x
                 .axis_chunks_iter(Axis(0), 64)
-                .map(|z| vae.decode(&(&z / scale)))
+                .map(|z| {
+                    let z = norm.denormalise(z.into_dyn());
+                    vae.decode(&z.into_dimensionality::<Ix4>().expect("4-D"))
+                })
                 .collect();
             let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
             concatenate(Axis(0), &views).expect("chunks share their shape")
@@ -114,9 +118,9 @@ pub fn to_images(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, scale: f32) -> Ar
 
 /// Model-space samples of any rank as pixels: images as [`to_images`]; clips
 /// `(N, C, F, h, w)` frame by frame, `(N, C, F, H, W)` out.
-pub fn to_pixels(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, scale: f32) -> ArrayD<f32> {
+pub fn to_pixels(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, norm: &LatentNorm) -> ArrayD<f32> {
     match x.ndim() {
-        4 => to_images(x, vae, scale).into_dyn(),
+        4 => to_images(x, vae, norm).into_dyn(),
         5 => {
             let clips = x.view().into_dimensionality::<Ix5>().expect("5-D");
             let (n, c, f, h, w) = clips.dim();
@@ -128,7 +132,7 @@ pub fn to_pixels(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, scale: f32) -> Ar
                 .into_shape_with_order((n * f, c, h, w))
                 .expect("contiguous")
                 .into_dyn();
-            let px = to_images(&frames, vae, scale); // (N·F, C', H, W)
+            let px = to_images(&frames, vae, norm); // (N·F, C', H, W)
             let (_, c2, hh, ww) = px.dim();
             px.into_shape_with_order((n, f, c2, hh, ww))
                 .expect("contiguous")
@@ -188,7 +192,7 @@ pub fn write_figures(
 ) -> Result<Samples> {
     // A "3" is a more telling trajectory than a "0"; clamped to the classes there are.
     let samples = sample_grid(model, diffusion, &fig.grid, 3, &mut |_| {})?;
-    let pixels = to_pixels(&samples.x, vae, fig.scale);
+    let pixels = to_pixels(&samples.x, vae, &fig.norm);
     save_samples(&fig.out.join("samples.png"), &pixels, fig.grid.per_row)?;
 
     let xs: Vec<_> = samples
@@ -203,7 +207,7 @@ pub fn write_figures(
         .collect();
     if !xs.is_empty() {
         let strip = concatenate(Axis(0), &[xs, x0s].concat()).expect("one sample each");
-        let strip = frame(&to_pixels(&strip, vae, fig.scale), 0); // (2·STRIP, C, H, W)
+        let strip = frame(&to_pixels(&strip, vae, &fig.norm), 0); // (2·STRIP, C, H, W)
         let up = upscale(strip.dim().2);
         save_grid(
             &fig.out.join("denoise.png"),
@@ -249,6 +253,6 @@ pub fn sample_with_ema<M: Denoiser + Parameters>(
     model.visit("", &mut |_, p| {
         p.value = own.next().expect("the same parameters")
     });
-    let pixels = to_pixels(&samples?.x, vae, fig.scale);
+    let pixels = to_pixels(&samples?.x, vae, &fig.norm);
     save_samples(&fig.out.join(format!("samples_{step}.png")), &pixels, 2)
 }
