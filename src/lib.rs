@@ -7,8 +7,8 @@
 //! The layers, bottom up: [`tensor`], [`param`], [`nn`] and [`optim`]; [`diffusion`] (the
 //! math only); the networks [`vae`], [`unet`], [`dit`] and [`toy2d`]; [`data`], [`io`] and
 //! [`metrics`]; [`train`] (one trainer for any model and rank of data), [`models`] (the
-//! registry and each model's recipe); the commands [`sample`], [`demo`] and [`experiments`];
-//! and [`cli`], the command line.
+//! registry and each model's recipe); the commands [`sample`], [`interpolate`], [`demo`] and
+//! [`experiments`]; and [`cli`], the command line.
 
 pub mod cli;
 pub mod data;
@@ -18,6 +18,7 @@ pub mod dit;
 pub mod error;
 pub mod experiments;
 pub mod gradcheck;
+pub mod interpolate;
 pub mod io;
 pub mod metrics;
 pub mod models;

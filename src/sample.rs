@@ -14,7 +14,7 @@ use crate::models::{load_model, Loaded};
 use crate::train::preview::{load_decoder, save_samples, to_pixels};
 use crate::vae::AutoencoderKL;
 use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Frames of the trajectory GIF at most (steps are subsampled evenly beyond that).
@@ -61,24 +61,24 @@ pub fn parse_sampler(name: &str, eta: f32) -> Result<SamplerKind> {
     }
 }
 
-/// The VAE that decodes `loaded`'s latents (checked against its channels), or `None` in
-/// pixel space.
-fn decoder(req: &SampleRequest, loaded: &Loaded) -> Result<Option<AutoencoderKL>> {
+/// The VAE at `vae` that decodes the latents of `loaded` (the checkpoint `ckpt`), checked
+/// against its channels; `None` in pixel space.
+pub fn decoder(vae: &Path, ckpt: &Path, loaded: &Loaded) -> Result<Option<AutoencoderKL>> {
     if !loaded.latent {
         return Ok(None);
     }
-    if !req.vae.is_file() {
+    if !vae.is_file() {
         return Err(Error::new(
             format!(
                 "no VAE checkpoint at {} to decode the latent samples of {}",
-                req.vae.display(),
-                req.ckpt.display()
+                vae.display(),
+                ckpt.display()
             ),
             "pass --vae with the checkpoint the training latents were encoded with \
              (`minisora train-vae` writes out/vae/vae.safetensors)",
         ));
     }
-    load_decoder(&req.vae, loaded.shape[0]).map(Some)
+    load_decoder(vae, loaded.shape[0]).map(Some)
 }
 
 /// Checks the request against the checkpoint; returns the condition of every sample.
@@ -143,7 +143,7 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
     let loaded = load_model(&req.ckpt)?;
     let (count, y) = conditions(req, &loaded)?;
     let k = how.respace(&loaded.diffusion)?.num_timesteps(); // a bad --steps fails early
-    let vae = decoder(req, &loaded)?;
+    let vae = decoder(&req.vae, &req.ckpt, &loaded)?;
     let how = Draw {
         clip_x0: !loaded.latent,
         ..how

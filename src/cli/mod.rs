@@ -3,6 +3,7 @@
 //! function it names.
 
 pub mod demo;
+pub mod interpolate;
 pub mod sample;
 pub mod train;
 pub mod vae;
@@ -11,6 +12,7 @@ use crate::data::toy2d::Toy2d;
 use crate::data::DataSource;
 use crate::demo::run_demo;
 use crate::error::Result;
+use crate::interpolate::interpolate;
 use crate::metrics::score_checkpoint;
 use crate::sample::sample;
 use crate::toy2d::train_2d;
@@ -49,6 +51,10 @@ pub enum Command {
     /// guidance, decoded by the VAE; a PNG grid and optionally a GIF of the denoising.
     #[command(long_about = sample::SAMPLE_HELP)]
     Sample(Box<sample::SampleArgs>),
+    /// Draw what a class-conditional model makes between two classes: the label embedding
+    /// interpolated linearly and spherically from one shared noise, a PNG grid and a GIF.
+    #[command(long_about = interpolate::INTERPOLATE_HELP)]
+    Interpolate(Box<interpolate::InterpolateArgs>),
     /// Score a class-conditional checkpoint: class accuracy and Fréchet distance of its samples.
     #[command(long_about = sample::EVALUATE_HELP)]
     Evaluate(Box<sample::EvaluateArgs>),
@@ -77,6 +83,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Train2d(a) => Toy2d::parse(&a.dataset).and_then(|d| train_2d(d, a.steps, &a.out)),
         Command::Train(args) => args.run().map(|_| ()),
         Command::Sample(args) => sample(&(*args).into()).map(|_| ()),
+        Command::Interpolate(args) => interpolate(&(*args).into()).map(|_| ()),
         Command::Evaluate(args) => score_checkpoint(&(*args).into()).map(|_| ()),
         Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),
         Command::Encode(a) => DataSource::parse(&a.data).and_then(|d| {

@@ -3,23 +3,29 @@
 //! classifier-free guidance contrasts with the real one and which training substitutes at
 //! random so one network learns both $p(x \mid y)$ and $p(x)$.
 //!
-//! Class labels are the only kind today. The null entry is `None`: each model maps it to its
-//! own null input (DiT's `LabelEmbedder` reserves the label `num_classes`). A caption (token
-//! ids and their padding mask, `None` for the empty caption) is one more variant here; the
-//! trainer, the sampler and guidance handle every variant through the methods below.
+//! Two kinds today: class labels, and [`Blend`]s of two classes (sampling only: the
+//! class-interpolation experiment). The null entry is `None`: each model maps it to its own
+//! null input (DiT's `LabelEmbedder` reserves the label `num_classes`). A caption (token ids
+//! and their padding mask, `None` for the empty caption) is one more variant here; the
+//! trainer, the sampler and guidance handle every variant through the methods below, and a
+//! model reads class labels and blends alike as rows of its label table ([`Condition::rows`]).
 
+use super::blend::Blend;
 use crate::tensor::Rng;
+use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_rand::rand::Rng as _;
 use std::ops::Range;
 
 // ANCHOR: condition
 /// The condition of a batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     /// No condition: an unconditional model.
     None,
     /// One class label per sample; `None` is the null label, "no class".
     Labels(Vec<Option<usize>>),
+    /// One blend of two classes' embeddings per sample; `None` is the null label.
+    Blend(Vec<Option<Blend>>),
 }
 // ANCHOR_END: condition
 
@@ -29,11 +35,17 @@ impl Condition {
         Condition::Labels(ids.iter().map(|&y| Some(y)).collect())
     }
 
+    /// The blends `b`, none of them null.
+    pub fn blends(b: &[Blend]) -> Self {
+        Condition::Blend(b.iter().map(|&b| Some(b)).collect())
+    }
+
     /// Samples it conditions (`None` for [`Condition::None`], which fits any batch).
     pub fn count(&self) -> Option<usize> {
         match self {
             Condition::None => None,
             Condition::Labels(ids) => Some(ids.len()),
+            Condition::Blend(b) => Some(b.len()),
         }
     }
 
@@ -44,10 +56,49 @@ impl Condition {
 
     /// The class labels with `null` in place of the null entries, as a label embedding
     /// takes them; `None` for [`Condition::None`].
+    ///
+    /// Panics on a [`Condition::Blend`], which has no label id: the models read it through
+    /// [`Condition::rows`] when sampling, and nothing trains on one.
     pub fn label_ids(&self, null: usize) -> Option<Vec<usize>> {
         match self {
             Condition::None => None,
             Condition::Labels(ids) => Some(ids.iter().map(|y| y.unwrap_or(null)).collect()),
+            Condition::Blend(_) => {
+                panic!("a blend of two classes has no label ids: sample it, do not train on it")
+            }
+        }
+    }
+
+    /// Each sample's row of a label `table` `(num_classes + 1, D)` whose row `null` is the
+    /// null label: $E_y$ for a label, the [`Blend::mix`] of rows `from` and `to` for a blend,
+    /// and row `null` for a null entry. One row per entry, `(B, D)`; [`Condition::None`] is
+    /// `n` null rows. Panics on a class without a row (callers validate input).
+    pub fn rows(&self, table: ArrayView2<f32>, null: usize, n: usize) -> Array2<f32> {
+        let num = table.nrows();
+        let row = |i: usize| {
+            assert!(i < num, "class {i} out of range: the table has {num} rows");
+            table.row(i)
+        };
+        // $E_y$ for each id: a row gather
+        let gather = |ids: &[usize]| {
+            ids.iter().for_each(|&i| _ = row(i));
+            table.select(Axis(0), ids)
+        };
+        match self {
+            Condition::None => gather(&vec![null; n]),
+            Condition::Labels(ids) => {
+                gather(&ids.iter().map(|y| y.unwrap_or(null)).collect::<Vec<_>>())
+            }
+            Condition::Blend(blends) => {
+                let mut out = Array2::zeros((blends.len(), table.ncols()));
+                for (mut e, b) in out.rows_mut().into_iter().zip(blends) {
+                    match b {
+                        Some(b) => e.assign(&b.mix(row(b.from), row(b.to))),
+                        None => e.assign(&row(null)),
+                    }
+                }
+                out
+            }
         }
     }
 
@@ -56,6 +107,7 @@ impl Condition {
         match self {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(vec![None; ids.len()]),
+            Condition::Blend(b) => Condition::Blend(vec![None; b.len()]),
         }
     }
 
@@ -64,6 +116,7 @@ impl Condition {
         match self {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(ids[r].to_vec()),
+            Condition::Blend(b) => Condition::Blend(b[r].to_vec()),
         }
     }
 
@@ -72,6 +125,7 @@ impl Condition {
         match self {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(idx.iter().map(|&i| ids[i]).collect()),
+            Condition::Blend(b) => Condition::Blend(idx.iter().map(|&i| b[i]).collect()),
         }
     }
 
@@ -84,6 +138,11 @@ impl Condition {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(
                 ids.iter()
+                    .map(|&y| if r.random::<f32>() < p { None } else { y })
+                    .collect(),
+            ),
+            Condition::Blend(b) => Condition::Blend(
+                b.iter()
                     .map(|&y| if r.random::<f32>() < p { None } else { y })
                     .collect(),
             ),

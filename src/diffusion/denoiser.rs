@@ -15,7 +15,8 @@ use ndarray::ArrayD;
 /// * `t`: one timestep per batch element, in the model's own numbering (the original
 ///   `0..T` even when sampling with a respaced schedule).
 /// * `y`: the [`Condition`]: class labels (including the model's null label, which
-///   classifier-free guidance uses for the unconditional prediction), or none.
+///   classifier-free guidance uses for the unconditional prediction), blends of two classes
+///   (sampling only), or none.
 /// * output: `(B, C, …)`, or `(B, 2C, …)` when the model also predicts its variance
 ///   ([`VarianceType::LearnedRange`](super::VarianceType)); channels are axis 1.
 pub trait Denoiser: Sync {

@@ -79,6 +79,13 @@ impl Draw {
         }
     }
     // ANCHOR_END: respace_choice
+
+    /// $x_T$ of `n` samples of `shape` `(n, …shape)`, from the seed: sample `i` starts from
+    /// the same noise whatever `n` is.
+    pub fn noise(&self, n: usize, shape: &[usize]) -> ArrayD<f32> {
+        let full: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+        init::normal(&full, 1.0, &mut rng(self.seed ^ 0x5a3e))
+    }
 }
 
 /// What the per-step callback of [`draw`] sees.
@@ -113,6 +120,20 @@ pub fn draw(
     how: &Draw,
     on_step: &mut dyn FnMut(&DrawStep),
 ) -> Result<ArrayD<f32>> {
+    draw_from(model, diffusion, how.noise(n, shape), y, how, on_step)
+}
+
+/// [`draw`] from a given $x_T$ `(n, …shape)` (the same noise for every sample, say, so that
+/// only the condition changes); the seed still draws the sampler's own noise.
+pub fn draw_from(
+    model: &dyn Denoiser,
+    diffusion: &Diffusion,
+    noise: ArrayD<f32>,
+    y: &Condition,
+    how: &Draw,
+    on_step: &mut dyn FnMut(&DrawStep),
+) -> Result<ArrayD<f32>> {
+    let n = noise.shape()[0];
     if let Some(len) = y.count().filter(|&len| len != n) {
         return Err(Error::new(
             format!("{len} conditions for {n} samples"),
@@ -120,12 +141,10 @@ pub fn draw(
         ));
     }
     let spaced = how.respace(diffusion)?;
-    let full: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
-    let noise = init::normal(&full, 1.0, &mut rng(how.seed ^ 0x5a3e)); // x_T
     let guided = Guided {
         model,
         scale: how.guidance,
-        channels: shape[0],
+        channels: noise.shape()[1],
     };
     let sampler: &dyn Denoiser = if how.guidance != 1.0 && !y.is_none() {
         &guided
@@ -193,11 +212,12 @@ pub struct Samples {
 
 impl Samples {
     /// The class of each sample (empty for an unconditional model; a grid has no null
-    /// entries).
+    /// entries). Panics for a grid of [`Condition::Blend`]s, whose samples have no one class.
     pub fn labels(&self) -> Vec<usize> {
         match &self.y {
             Condition::None => Vec::new(),
             Condition::Labels(ids) => ids.iter().map(|y| y.expect("a class per row")).collect(),
+            Condition::Blend(_) => panic!("samples of blends of two classes have no one class"),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `losses.py`) as used by facebookresearch/DiT. The book's chapters "Diffusion (DDPM)" and
 //! "Sampling (DDIM)" walk through this module.
 
+pub mod blend;
 pub mod condition;
 pub mod denoiser;
 pub mod draw;
@@ -21,9 +22,10 @@ pub mod sampler;
 pub mod schedule;
 pub mod timestep;
 
+pub use blend::{lerp, slerp, Blend};
 pub use condition::Condition;
 pub use denoiser::{Denoiser, TrainableDenoiser};
-pub use draw::{draw, sample_grid, Draw, DrawStep, Grid, Samples};
+pub use draw::{draw, draw_from, sample_grid, Draw, DrawStep, Grid, Samples};
 pub use gaussian_diffusion::{Diffusion, LossType, PMeanVar, Prediction, VarianceType};
 pub use guidance::Guided;
 pub use losses::{training_losses, LossTerms};

@@ -151,12 +151,26 @@ impl DiT {
         y: Option<&[usize]>,
     ) -> Array4<f32> {
         self.check_input(&x, t, y);
+        let e_y = self.y_embedder.forward_infer(y, x.shape()[0]);
+        self.forward_infer_embedded(x, t, &e_y)
+    }
+
+    /// [`DiT::forward_infer`] with the label embedding $e_y$ `(B, D)` given: the rows of any
+    /// [`Condition`], a blend of two classes' rows included ([`Condition::rows`]).
+    pub fn forward_infer_embedded(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        e_y: &Array2<f32>,
+    ) -> Array4<f32> {
+        self.check_input(&x, t, None);
         let b = x.shape()[0];
+        let d = self.config.hidden_size;
+        assert_eq!(e_y.dim(), (b, d), "DiT: e_y must be (B, D) = ({b}, {d})");
         let mut h = self.x_embedder.forward_infer(x);
         self.add_pos_embed(&mut h);
         let e_t = self.t_embedder.forward_infer(t);
-        let e_y = self.y_embedder.forward_infer(y, b);
-        let out = self.trunk.forward_infer(h, &e_t, &e_y);
+        let out = self.trunk.forward_infer(h, &e_t, e_y);
         self.unpatchify(&out, b)
     }
 
@@ -193,9 +207,13 @@ fn as_images(x: &ArrayD<f32>) -> ArrayView4<'_, f32> {
 }
 
 impl Denoiser for DiT {
+    /// $e_y$ is each entry's row of the label table — a class's, the null one, or a blend of
+    /// two classes' ([`Condition::rows`]).
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
-        self.forward_infer(as_images(x_t), t, y.label_ids(self.null_label()).as_deref())
-            .into_dyn()
+        let x = as_images(x_t);
+        let table = self.y_embedder.embedding_table.weight.v2();
+        let e_y = y.rows(table, self.null_label(), x.shape()[0]); // (B, D)
+        self.forward_infer_embedded(x, t, &e_y).into_dyn()
     }
 }
 

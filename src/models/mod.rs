@@ -132,6 +132,8 @@ pub fn train_model(name: &str, flags: &ModelFlags, opts: &TrainOptions) -> Resul
 /// A checkpoint loaded for sampling, with what its metadata says about it.
 pub struct Loaded {
     pub model: Box<dyn Net>,
+    /// Its family's `model` key: `unet` or `dit`.
+    pub family: &'static str,
     pub diffusion: Diffusion,
     /// One sample's shape in the model's space: `(C, H, W)` or `(C, F, H, W)`.
     pub shape: Vec<usize>,
@@ -220,6 +222,7 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
     let norm = LatentNorm::from_metadata(&meta, shape[0])?;
     Ok(Loaded {
         model,
+        family: family.key,
         diffusion: diffusion_from_metadata(&meta)?,
         shape,
         num_classes: if null_label.is_some() { num_classes } else { 0 },

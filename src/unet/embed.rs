@@ -14,6 +14,7 @@
 //! Parameter names are ADM's: `time_embed.0.{weight,bias}`, `time_embed.2.{weight,bias}` (the
 //! SiLU is `time_embed.1`), `label_emb.weight`.
 
+use crate::diffusion::Condition;
 use crate::nn::timestep_embedding;
 use crate::nn::{ActivationCache, Embedding, EmbeddingCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
@@ -104,14 +105,32 @@ impl TimestepEmbedder {
 
     /// The same embedding without keeping anything (sampling).
     pub fn forward_infer(&self, t: &[usize], y: Option<&[usize]>) -> Array2<f32> {
-        let tf: Vec<f32> = t.iter().map(|&s| s as f32).collect();
-        let freqs = timestep_embedding(&tf, self.freq_dim, 10000.0);
-        let h = Silu.forward_infer(&self.linear_0.forward_infer(&freqs));
-        let mut e = self.linear_2.forward_infer(&h);
+        let mut e = self.time_infer(t);
         if let (Some(table), Some(ids)) = (&self.label_emb, self.labels(y, t.len())) {
             e += &table.forward_infer(&ids);
         }
         e
+    }
+
+    /// The same for any [`Condition`], a blend of two classes included (sampling):
+    /// $e \mathrel{+}=$ each entry's row of the label table ([`Condition::rows`]). An
+    /// unconditional model ignores `y`.
+    pub fn forward_infer_condition(&self, t: &[usize], y: &Condition) -> Array2<f32> {
+        let mut e = self.time_infer(t);
+        if let (Some(table), Some(null)) = (&self.label_emb, self.null_label()) {
+            let rows = y.rows(table.weight.v2(), null, t.len()); // (B, emb_dim)
+            assert_eq!(rows.nrows(), t.len(), "one condition per sample");
+            e += &rows;
+        }
+        e
+    }
+
+    /// $W_2\,\mathrm{silu}(W_1\,\mathrm{sin\_cos}(t) + b_1) + b_2$ without keeping anything.
+    fn time_infer(&self, t: &[usize]) -> Array2<f32> {
+        let tf: Vec<f32> = t.iter().map(|&s| s as f32).collect();
+        let freqs = timestep_embedding(&tf, self.freq_dim, 10000.0);
+        let h = Silu.forward_infer(&self.linear_0.forward_infer(&freqs));
+        self.linear_2.forward_infer(&h)
     }
 
     /// Given `d_emb = ∂L/∂e` (B, emb_dim), adds into the MLP's and the looked-up label rows'

@@ -236,16 +236,28 @@ impl UNet {
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array4<f32>, t: &[usize], y: Option<&[usize]>) -> Array4<f32> {
         self.check_input(x, t);
-        let emb = self.embed.forward_infer(t, y);
+        self.forward_infer_embedded(x, &self.embed.forward_infer(t, y))
+    }
+
+    /// [`UNet::forward_infer`] with the embedding `e = time_embed(t) + label_emb(y)`
+    /// `(B, emb_dim)` given: that of any [`Condition`], a blend of two classes included
+    /// ([`TimestepEmbedder::forward_infer_condition`]).
+    pub fn forward_infer_embedded(&self, x: &Array4<f32>, emb: &Array2<f32>) -> Array4<f32> {
+        let (b, e) = (x.shape()[0], self.config.emb_dim());
+        assert_eq!(
+            emb.dim(),
+            (b, e),
+            "U-Net: e must be (B, emb_dim) = ({b}, {e})"
+        );
         let mut hs: Vec<Array4<f32>> = Vec::with_capacity(self.input_blocks.len());
         for block in &self.input_blocks {
-            let h = block.forward_infer(hs.last().unwrap_or(x), &emb);
+            let h = block.forward_infer(hs.last().unwrap_or(x), emb);
             hs.push(h);
         }
-        let mut h = self.middle_block.forward_infer(hs.last().unwrap(), &emb);
+        let mut h = self.middle_block.forward_infer(hs.last().unwrap(), emb);
         for block in &self.output_blocks {
             let skip = hs.pop().expect("one skip per output block");
-            h = block.forward_infer(&concat_channels(&h, &skip), &emb);
+            h = block.forward_infer(&concat_channels(&h, &skip), emb);
         }
         let h = Silu.forward_infer(&self.out_norm.forward_infer(&h));
         self.out_conv.forward_infer(&h)
@@ -293,13 +305,13 @@ fn as_images(x: &ArrayD<f32>) -> Array4<f32> {
 }
 
 impl Denoiser for UNet {
+    /// The label term of `e` is each entry's row of the label table — a class's, the null
+    /// one, or a blend of two classes' ([`Condition::rows`]).
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
-        self.forward_infer(
-            &as_images(x_t),
-            t,
-            y.label_ids(self.null_label().unwrap_or(0)).as_deref(),
-        )
-        .into_dyn()
+        let x = as_images(x_t);
+        self.check_input(&x, t);
+        let emb = self.embed.forward_infer_condition(t, y); // (B, emb_dim)
+        self.forward_infer_embedded(&x, &emb).into_dyn()
     }
 }
 
