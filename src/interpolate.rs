@@ -173,7 +173,7 @@ pub fn interpolate(req: &InterpolateRequest) -> Result<Interpolation> {
         &how,
         &mut |_| {},
     )?;
-    let pixels = to_images(&x, vae.as_ref(), loaded.scale); // (2n, C, H, W)
+    let pixels = to_images(&x, vae.as_ref(), &loaded.norm); // (2n, C, H, W)
     let png = save_samples(&req.out, &pixels.clone().into_dyn(), req.steps)?;
 
     // The morph: the spherical row's columns, then back (without repeating either end).
