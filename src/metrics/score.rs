@@ -79,7 +79,10 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
     let n = loaded.num_classes.min(10) * req.per_class;
     let real = source.load(2 * n, size, REAL_SEED)?;
     let mut reports = Vec::new();
-    let recorded = loaded.metadata.get("train.guidance").and_then(|g| g.parse().ok());
+    let recorded = loaded
+        .metadata
+        .get("train.guidance")
+        .and_then(|g| g.parse().ok());
     let scales = match &req.cfg_scale[..] {
         [] => vec![recorded.unwrap_or(DEFAULT_GUIDANCE)],
         given => given.to_vec(),

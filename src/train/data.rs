@@ -87,7 +87,9 @@ impl TrainData {
                 let set = load_latents(path)?;
                 let (mean, logvar) = (set.mean.into_dyn(), set.logvar.into_dyn());
                 let norm = match opts.latent_norm {
-                    NormKind::Global => LatentNorm::global(set.scale_factor as f32, mean.shape()[1]),
+                    NormKind::Global => {
+                        LatentNorm::global(set.scale_factor as f32, mean.shape()[1])
+                    }
                     NormKind::PerChannel => LatentNorm::per_channel(&mean, &logvar),
                 };
                 Ok(TrainData {

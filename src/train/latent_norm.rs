@@ -110,7 +110,12 @@ impl LatentNorm {
 
     /// `train.latent_shift` and `train.latent_scale` (per channel), for the checkpoint.
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
-        let text = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let text = |v: &[f32]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         [
             ("train.latent_shift", text(&self.shift)),
             ("train.latent_scale", text(&self.scale)),
@@ -134,10 +139,7 @@ impl LatentNorm {
                 })
                 .transpose()
         };
-        let norm = match (
-            floats("train.latent_shift")?,
-            floats("train.latent_scale")?,
-        ) {
+        let norm = match (floats("train.latent_shift")?, floats("train.latent_scale")?) {
             (Some(shift), Some(scale)) => LatentNorm { shift, scale },
             _ => {
                 let s = m.text("train.scale_factor")?;
