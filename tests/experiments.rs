@@ -107,7 +107,7 @@ fn conditioning_trains_the_four_mechanisms() {
 
 #[test]
 fn unet_vs_dit_matches_the_gflops() {
-    let (_tmp, head) = runs_and_writes("unet-vs-dit", 2);
+    let (_tmp, head) = runs_and_writes("unet-vs-dit", 3);
     let ratio = head.get("gflops_ratio").and_then(Json::as_f64).unwrap();
     assert!((ratio - 1.0).abs() < 0.15, "U-Net/DiT Gflops {ratio}");
 }

@@ -12,6 +12,7 @@ use super::{Context, Outcome};
 use crate::demo::{DEMO_DIT, DEMO_LR};
 use crate::dit::{Conditioning, DiTConfig};
 use crate::error::Result;
+use crate::models::Recipe;
 
 /// The four runs, in the paper's order.
 pub fn specs() -> Result<Vec<RunSpec>> {
@@ -25,6 +26,7 @@ pub fn specs() -> Result<Vec<RunSpec>> {
                     ..DiTConfig::named(DEMO_DIT, 8, 4, 10)?
                 }),
                 lr: DEMO_LR,
+                recipe: Recipe::Cpu,
             })
         })
         .collect()

@@ -15,7 +15,7 @@ use crate::io::checkpoint::read_metadata;
 use crate::metrics::{evaluate, EvalReport};
 use crate::models::dit::train_dit;
 use crate::models::unet::train_unet;
-use crate::models::{load_model, Loaded};
+use crate::models::{load_model, Loaded, Recipe};
 use crate::train::preview::to_images;
 use crate::train::{TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
@@ -35,12 +35,16 @@ pub enum Model {
     UNet(UNetConfig),
 }
 
-/// One run of an experiment: a label for the table, the model, its peak learning rate.
+/// One run of an experiment: a label for the table, the model, its peak learning rate and
+/// the recipe around it.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
     pub label: String,
     pub model: Model,
     pub lr: f32,
+    /// `Cpu`: the demo's warm-up, cosine decay and clipping; `Paper`: a constant rate, no
+    /// warm-up, no clipping (DiT's `train.py`).
+    pub recipe: Recipe,
 }
 
 /// A score: the evaluation and how long the sampling took (model and sampler only).
@@ -161,9 +165,18 @@ pub fn train_options(ctx: &Context, setup: &Setup, out: PathBuf) -> TrainOptions
 /// the context's guidance.
 pub fn train_and_score(ctx: &Context, setup: &Setup, spec: &RunSpec) -> Result<Run> {
     let out = ctx.dir.join("runs").join(slug(&spec.label));
-    let opts = TrainOptions {
+    let cpu = TrainOptions {
         lr: spec.lr,
         ..train_options(ctx, setup, out)
+    };
+    let opts = match spec.recipe {
+        Recipe::Cpu => cpu,
+        Recipe::Paper => TrainOptions {
+            warmup_steps: 0,
+            lr_decay: false,
+            grad_clip: None,
+            ..cpu
+        },
     };
     println!(
         "\n{}: {} ({} steps of batch {}, lr {})",

@@ -12,6 +12,7 @@ use super::{Context, Outcome};
 use crate::demo::DEMO_LR;
 use crate::dit::DiTConfig;
 use crate::error::Result;
+use crate::models::Recipe;
 
 /// The model sizes, smallest first.
 pub const SIZES: [&str; 3] = ["mini", "tiny", "small"];
@@ -28,6 +29,7 @@ pub fn specs() -> Result<Vec<RunSpec>> {
                 model: Model::DiT(DiTConfig::named(&label, 8, 4, 10)?),
                 label,
                 lr: DEMO_LR,
+                recipe: Recipe::Cpu,
             });
         }
     }
