@@ -283,7 +283,11 @@ impl TrainArgs {
         let flags = self.model_flags()?;
         if let (Some(d), Source::Latents(file)) = (encode, &opts.data) {
             let vae = self.data.vae.display();
-            println!("encoding {} images of {} with {vae}", self.data.n, d.name());
+            println!(
+                "encoding up to {} images of {} with {vae}",
+                self.data.n,
+                d.name()
+            );
             if !self.data.vae.is_file() {
                 return Err(Error::new(
                     format!("no VAE checkpoint at {vae} to encode {}", d.name()),
@@ -291,7 +295,9 @@ impl TrainArgs {
                      it with --vae, or train in pixel space with --pixels",
                 ));
             }
-            encode_dataset(&self.data.vae, &d, self.data.n, self.run.seed, file)?;
+            let (count, secs) =
+                encode_dataset(&self.data.vae, &d, self.data.n, self.run.seed, file)?;
+            println!("encoded {count} images in {secs:.1} s");
         }
         train_model(&self.model, &flags, &opts)
     }

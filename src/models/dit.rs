@@ -40,7 +40,7 @@ impl Net for DiT {
 ///
 /// `cpu` (the default), measured on the real digits (`uci-digits`) where `paper` draws no
 /// recognisable class in this budget: a 60× larger peak with a warm-up, cosine decay to a
-/// tenth and clipping, batch 64 × 2000 steps (89 epochs of 1,437 images, about 2.5 minutes on
+/// tenth and clipping, batch 64 × 2000 steps (89 epochs of 1,437 images, 132 s measured on
 /// two cores), sampled at guidance 1.5. The DiT chapter's table shows what each change does.
 pub fn dit_options(recipe: Recipe) -> TrainOptions {
     let paper = TrainOptions {
