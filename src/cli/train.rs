@@ -41,7 +41,7 @@ AdamW step; an EMA of the weights (with a warm-up) is sampled and saved. The rec
         samples at guidance 1.5.
 --recipe paper: the papers' AdamW at a constant lr 1e-4, no warm-up, no clipping (DiT: 1800
 steps of batch 32). They are tuned for batch 256 × 400k steps on GPUs; in a laptop's budget
-DiT does not learn the classes with it (the DiT chapter measures why).
+neither model learns the real digits with it (the DiT chapter measures why).
 Every flag below overrides them.
 
 Writes to --out (out/unet or out/dit): samples.png (one row per class), denoise.png, loss.png,
