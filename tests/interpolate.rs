@@ -18,21 +18,13 @@ use minisora::unet::{UNet, UNetConfig};
 use ndarray::{array, Array1, ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use support::{randomise_normal, small_dit, TempDir};
+use support::{randomise_normal, small_dit, tiny_unet, TempDir};
 
-/// Widths 4 and 8, two groups, one ResBlock per level, attention at ds 2; 10 classes.
+/// The tests' tiny U-Net with `num_classes`.
 fn small_unet(num_classes: Option<usize>) -> UNetConfig {
     UNetConfig {
-        in_channels: 1,
-        out_channels: 1,
-        model_channels: 4,
-        channel_mult: vec![1, 2],
-        num_res_blocks: 1,
-        attention_ds: vec![2],
-        num_heads: 1,
-        groups: 2,
         num_classes,
-        scale_shift: true,
+        ..tiny_unet()
     }
 }
 

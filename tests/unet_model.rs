@@ -2,28 +2,15 @@
 //! zero-initialised output, the label embedding's null label, and the FLOP counter against a
 //! count by hand.
 
+mod support;
+
 use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::param::Parameters;
 use minisora::tensor::{init, rng};
 use minisora::unet::{UNet, UNetConfig};
 use std::collections::BTreeMap;
-
-/// Widths 4 and 8, two groups, one ResBlock per level, attention at ds 2 with one head.
-fn tiny() -> UNetConfig {
-    UNetConfig {
-        in_channels: 1,
-        out_channels: 1,
-        model_channels: 4,
-        channel_mult: vec![1, 2],
-        num_res_blocks: 1,
-        attention_ds: vec![2],
-        num_heads: 1,
-        groups: 2,
-        num_classes: None,
-        scale_shift: true,
-    }
-}
+use support::tiny_unet;
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -141,7 +128,7 @@ fn invalid_configs_are_refused_by_the_model() {
     let e = UNet::new(
         UNetConfig {
             groups: 3,
-            ..tiny()
+            ..tiny_unet()
         },
         &mut r,
     )
@@ -161,7 +148,7 @@ fn output_has_the_input_shape_or_twice_the_channels() {
             UNetConfig {
                 out_channels: out,
                 num_classes: classes,
-                ..tiny()
+                ..tiny_unet()
             },
             &mut r,
         )
@@ -244,7 +231,7 @@ fn fresh_model_predicts_exactly_zero_and_has_a_gradient() {
         UNetConfig {
             num_classes: Some(10),
             out_channels: 2,
-            ..tiny()
+            ..tiny_unet()
         },
         &mut r,
     )
@@ -272,7 +259,7 @@ fn the_null_label_is_the_last_row_and_the_default() {
     let mut net = UNet::new(
         UNetConfig {
             num_classes: Some(3),
-            ..tiny()
+            ..tiny_unet()
         },
         &mut r,
     )
@@ -289,7 +276,7 @@ fn the_null_label_is_the_last_row_and_the_default() {
     let null = net.predict(&x, &[7, 7], &Condition::labels(&[3, 3]));
     assert_eq!(net.predict(&x, &[7, 7], &Condition::None), null);
     assert_ne!(net.predict(&x, &[7, 7], &Condition::labels(&[0, 1])), null);
-    let uncond = UNet::new(tiny(), &mut r).unwrap();
+    let uncond = UNet::new(tiny_unet(), &mut r).unwrap();
     assert_eq!(uncond.null_label(), None);
 }
 
@@ -299,7 +286,7 @@ fn the_null_label_is_the_last_row_and_the_default() {
 #[test]
 #[allow(clippy::identity_op)] // the counts keep their factors of 1 to read as C_out·C_in·k²·HW
 fn flops_match_a_count_by_hand() {
-    // tiny() at 4×4: emb_dim E = 16, widths 4 (at 4×4, 16 positions) and 8 (at 2×2, 4).
+    // tiny_unet() at 4×4: emb_dim E = 16, widths 4 (at 4×4, 16 positions) and 8 (at 2×2, 4).
     // A conv is C_out·C_in·k²·positions, a Linear d_in·d_out, attention's QKᵀ and PV T²·C each.
     let time_embed = 4 * 16 + 16 * 16; // 320
     let conv_in = 4 * 1 * 9 * 16; // 576
@@ -336,7 +323,7 @@ fn flops_match_a_count_by_hand() {
         + out3
         + conv_out;
     assert_eq!(total, 66432);
-    let net = UNet::new(tiny(), &mut rng(5)).unwrap();
+    let net = UNet::new(tiny_unet(), &mut rng(5)).unwrap();
     assert_eq!(net.flops(4, 4), total as u64);
 }
 

@@ -134,6 +134,23 @@ pub fn small_dit(conditioning: Conditioning, learn_sigma: bool) -> DiTConfig {
     }
 }
 
+/// The smallest U-Net the tests build: widths 4 and 8, two groups, one ResBlock per level,
+/// attention at ds 2 with one head, one channel; unconditional (set `num_classes` over it).
+pub fn tiny_unet() -> minisora::unet::UNetConfig {
+    minisora::unet::UNetConfig {
+        in_channels: 1,
+        out_channels: 1,
+        model_channels: 4,
+        channel_mult: vec![1, 2],
+        num_res_blocks: 1,
+        attention_ds: vec![2],
+        num_heads: 1,
+        groups: 2,
+        num_classes: None,
+        scale_shift: true,
+    }
+}
+
 /// A fresh temporary folder, removed when dropped.
 pub struct TempDir(pub std::path::PathBuf);
 
