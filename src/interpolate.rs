@@ -19,8 +19,8 @@
 
 use crate::diffusion::{draw_from, Blend, Condition, Draw};
 use crate::error::{Error, Result};
-use crate::experiments::report::Json;
 use crate::io::image::{save_gif, GridLayout};
+use crate::io::json::Json;
 use crate::models::{load_model, Loaded};
 use crate::sample::decoder;
 use crate::train::preview::{save_samples, to_images};

@@ -1,7 +1,8 @@
-//! Reading and writing: pictures, plots, progress bars, checkpoints.
+//! Reading and writing: pictures, plots, progress bars, checkpoints, JSON lines.
 
 pub mod checkpoint;
 pub mod image;
+pub mod json;
 pub mod metadata;
 pub mod plot;
 pub mod progress;
