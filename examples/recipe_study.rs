@@ -20,7 +20,7 @@
 use clap::Parser;
 use minisora::cli::train::TrainArgs;
 use minisora::data::DataSource;
-use minisora::error::{Error, Result};
+use minisora::error::{write_atomic, Error, Result};
 use minisora::metrics::{score_checkpoint, EvalReport, EvaluateRequest};
 use minisora::vae::train::{train_vae, TrainVaeOptions};
 use std::path::{Path, PathBuf};
@@ -206,11 +206,11 @@ fn run() -> Result<()> {
     }
     let table = table(&results);
     println!("\n{table}");
-    write(&args.out.join("table.md"), &table)?;
+    write_atomic(&args.out.join("table.md"), table.as_bytes())?;
     let json: Vec<String> = results.iter().map(Measured::to_json).collect();
-    write(
+    write_atomic(
         &args.out.join("table.json"),
-        &format!("[{}]\n", json.join(",\n")),
+        format!("[{}]\n", json.join(",\n")).as_bytes(),
     )?;
     match &json[..] {
         [one] => println!("{one}"),
@@ -310,17 +310,4 @@ impl Measured {
             all.join(",")
         )
     }
-}
-
-/// Writes `text` to `path` through a temporary file.
-fn write(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            Error::new(
-                format!("cannot write {}: {e}", path.display()),
-                "check that the folder is writable",
-            )
-        })
 }
