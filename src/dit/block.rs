@@ -28,7 +28,7 @@ use crate::nn::{xavier_linear, zero_linear};
 use crate::nn::{ActivationCache, Attention, AttentionCache, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::{s, Array2, ArrayView2, Ix2};
+use ndarray::{s, Array2, ArrayView2, Axis, Ix2};
 
 /// One DiT block: adaLN(-Zero) modulation, self-attention, MLP.
 #[derive(Clone, Debug)]
@@ -41,15 +41,33 @@ pub struct DiTBlock {
 
 /// What [`DiTBlock::backward`] needs from [`DiTBlock::forward`].
 pub struct DiTBlockCache {
+    modulation: ModulationCache,
+    attn: AttnBranchCache,
+    mlp: MlpBranchCache,
+}
+
+/// The modulation's input and Linear, and its output `m` (B, 6D): β₁ γ₁ α₁ β₂ γ₂ α₂
+/// (adaLN: (B, 4D), β₁ γ₁ β₂ γ₂).
+pub struct ModulationCache {
     act: ActivationCache<Ix2>,
     ada_ln: LinearCache,
-    m: Array2<f32>, // (B, 6D): β₁ γ₁ α₁ β₂ γ₂ α₂ (adaLN: (B, 4D), β₁ γ₁ β₂ γ₂)
-    norm1: NormCache,
+    pub m: Array2<f32>,
+}
+
+/// One attention branch: the modulated LayerNorm, the attention over sequences of `seq`
+/// tokens, and the branch's output before its gate.
+pub struct AttnBranchCache {
+    norm: NormCache,
     attn: AttentionCache,
-    o: Array2<f32>, // (B·T, D): the attention branch's output, before its gate
-    norm2: NormCache,
+    o: Array2<f32>, // (N, D)
+    seq: usize,
+}
+
+/// The MLP branch: its modulated LayerNorm, the MLP, its output before the gate.
+pub struct MlpBranchCache {
+    norm: NormCache,
     mlp: MlpCache,
-    f: Array2<f32>, // (B·T, D): the MLP branch's output, before its gate
+    f: Array2<f32>, // (N, D)
 }
 
 /// Chunk `k` of the modulation `(B, kD)`: column block `k·D .. (k+1)·D`, in the reference's
@@ -93,93 +111,90 @@ impl DiTBlock {
 
     /// Modulation chunks per branch: shift, scale and (adaLN-Zero) gate.
     fn per_branch(&self) -> usize {
-        if self.gated() {
-            3
-        } else {
-            2
-        }
+        per_branch(self.gated())
     }
 
-    // ANCHOR: adaln_branch
-    /// The residual $x \mathrel{+}= \alpha \odot y$ of branch `k` (0 attention, 1 MLP), or
-    /// $x \mathrel{+}= y$ without gates.
-    fn add_branch(&self, x: &mut Array2<f32>, m: &Array2<f32>, k: usize, y: &Array2<f32>) {
-        if self.gated() {
-            gated_add(x, chunk(m, 3 * k + 2, self.dim()), y);
-        } else {
-            *x += y;
-        }
+    /// $[\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2] = W\,\mathrm{silu}(c) + b$
+    /// c: (B, D) → m: (B, 6D) (adaLN: (B, 4D)), with what the backward needs.
+    pub fn modulation(&self, c: &Array2<f32>) -> ModulationCache {
+        let (sc, act) = Silu.forward(c);
+        let (m, ada_ln) = self.ada_ln.forward(&sc);
+        ModulationCache { act, ada_ln, m }
     }
 
-    /// Backward of [`add_branch`](Self::add_branch) through the branch: $\partial L/\partial y$
-    /// and, with a gate, $\partial L/\partial\alpha$.
-    fn add_branch_backward(
-        &self,
-        dx: &Array2<f32>,
-        m: &Array2<f32>,
-        k: usize,
-        y: &Array2<f32>,
-    ) -> (Array2<f32>, Option<Array2<f32>>) {
-        if self.gated() {
-            let (dy, d_gate) = gated_add_backward(dx, chunk(m, 3 * k + 2, self.dim()), y);
-            (dy, Some(d_gate))
-        } else {
-            (dx.clone(), None)
-        }
+    /// Backward of [`modulation`](Self::modulation): given `dm` (B, 6D), adds into the
+    /// Linear's gradients and into `dc` (B, D).
+    pub fn modulation_backward(
+        &mut self,
+        cache: &ModulationCache,
+        dm: &Array2<f32>,
+        dc: &mut Array2<f32>,
+    ) {
+        let dsc = self.ada_ln.backward(&cache.ada_ln, dm);
+        *dc += &Silu.backward(&cache.act, &dsc);
     }
-    // ANCHOR_END: adaln_branch
 
     // ANCHOR: adaln_zero_block
     /// x: (B·T, D) tokens, c: (B, D) conditioning → (B·T, D), keeping what backward needs.
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, DiTBlockCache) {
-        let (n, d) = x.dim();
-        let b = c.nrows();
-        // the MLP branch's shift: chunk 3 (adaLN: 2)
-        let s2 = self.per_branch();
-        // $[\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2] = W\,\mathrm{silu}(c) + b$   (B, 6D)
-        let (sc, act) = Silu.forward(c);
-        let (m, ada_ln) = self.ada_ln.forward(&sc);
+        self.forward_seq(x, c, x.nrows() / c.nrows())
+    }
+
+    /// [`forward`](Self::forward) with the attention over consecutive sequences of `seq`
+    /// tokens: sample `b`'s `T` rows are read with `c[b]`, and split into `T / seq`
+    /// sequences that attend within themselves (a video's frames, or its positions).
+    pub fn forward_seq(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        seq: usize,
+    ) -> (Array2<f32>, DiTBlockCache) {
+        let modulation = self.modulation(c); // (B, 6D)
+        let m = &modulation.m;
         // $x_1 = x + \alpha_1 \odot \mathrm{Attn}(\mathrm{LN}(x)(1 + \gamma_1) + \beta_1)$
-        let (a, norm1) = norm_modulate(x, chunk(&m, 0, d), chunk(&m, 1, d));
-        let a = a.into_shape_with_order((b, n / b, d)).expect("B·T rows"); // (B, T, D)
-        let (o, attn) = self.attn.forward(&a);
-        let o = o.into_shape_with_order((n, d)).expect("contiguous"); // (B·T, D)
-        let mut x1 = x.clone();
-        self.add_branch(&mut x1, &m, 0, &o);
+        let (x1, attn) = attention_branch(&self.attn, self.gated(), x, m, seq, None);
         // $x_2 = x_1 + \alpha_2 \odot \mathrm{MLP}(\mathrm{LN}(x_1)(1 + \gamma_2) + \beta_2)$
-        let (h, norm2) = norm_modulate(&x1, chunk(&m, s2, d), chunk(&m, s2 + 1, d));
-        let (f, mlp) = self.mlp.forward(&h);
-        self.add_branch(&mut x1, &m, 1, &f);
+        let (x2, mlp) = self.mlp_branch(x1, m);
         let cache = DiTBlockCache {
-            act,
-            ada_ln,
-            m,
-            norm1,
+            modulation,
             attn,
-            o,
-            norm2,
             mlp,
-            f,
         };
-        (x1, cache)
+        (x2, cache)
+    }
+
+    /// The MLP branch: $x_1 + \alpha_2 \odot \mathrm{MLP}(\mathrm{LN}(x_1)(1 + \gamma_2) + \beta_2)$.
+    pub fn mlp_branch(
+        &self,
+        mut x1: Array2<f32>,
+        m: &Array2<f32>,
+    ) -> (Array2<f32>, MlpBranchCache) {
+        let (s2, d) = (self.per_branch(), self.dim());
+        let (h, norm) = norm_modulate(&x1, chunk(m, s2, d), chunk(m, s2 + 1, d));
+        let (f, mlp) = self.mlp.forward(&h);
+        add_branch(self.gated(), &mut x1, m, 1, &f);
+        (x1, MlpBranchCache { norm, mlp, f })
     }
     // ANCHOR_END: adaln_zero_block
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array2<f32>, c: &Array2<f32>) -> Array2<f32> {
-        let (n, d) = x.dim();
-        let b = c.nrows();
-        let s2 = self.per_branch();
+        self.forward_infer_seq(x, c, x.nrows() / c.nrows())
+    }
+
+    /// [`forward_seq`](Self::forward_seq) without keeping anything.
+    pub fn forward_infer_seq(&self, x: &Array2<f32>, c: &Array2<f32>, seq: usize) -> Array2<f32> {
         let m = self.ada_ln.forward_infer(&Silu.forward_infer(c));
-        let (a, _) = norm_modulate(x, chunk(&m, 0, d), chunk(&m, 1, d));
-        let a = a.into_shape_with_order((b, n / b, d)).expect("B·T rows");
-        let o = self.attn.forward_infer(&a);
-        let o = o.into_shape_with_order((n, d)).expect("contiguous");
-        let mut x1 = x.clone();
-        self.add_branch(&mut x1, &m, 0, &o);
-        let (h, _) = norm_modulate(&x1, chunk(&m, s2, d), chunk(&m, s2 + 1, d));
+        let x1 = attention_branch_infer(&self.attn, self.gated(), x, &m, seq, None);
+        self.mlp_branch_infer(x1, &m)
+    }
+
+    /// [`mlp_branch`](Self::mlp_branch) without keeping anything.
+    pub fn mlp_branch_infer(&self, mut x1: Array2<f32>, m: &Array2<f32>) -> Array2<f32> {
+        let (s2, d) = (self.per_branch(), self.dim());
+        let (h, _) = norm_modulate(&x1, chunk(m, s2, d), chunk(m, s2 + 1, d));
         let f = self.mlp.forward_infer(&h);
-        self.add_branch(&mut x1, &m, 1, &f);
+        add_branch(self.gated(), &mut x1, m, 1, &f);
         x1
     }
 
@@ -192,44 +207,180 @@ impl DiTBlock {
         dy: &Array2<f32>,
         dc: &mut Array2<f32>,
     ) -> Array2<f32> {
-        let (n, d) = dy.dim();
-        let b = dc.nrows();
-        let s2 = self.per_branch();
-        let m = &cache.m;
-        let mut dm = Array2::zeros(m.raw_dim()); // (B, 6D)
+        let m = &cache.modulation.m;
+        let mut dm = Array2::zeros(m.raw_dim()); // (B, 6D): each branch adds its chunks
+                                                 // MLP branch: $x_2 = x_1 + \alpha_2 \odot f$
+        let dx1 = self.mlp_branch_backward(&cache.mlp, dy, m, &mut dm);
+        // attention branch: $x_1 = x + \alpha_1 \odot o$
+        let gated = self.gated();
+        let dx = attention_branch_backward(&mut self.attn, gated, &cache.attn, dx1, m, &mut dm);
+        // the modulation: the Linear and the SiLU
+        self.modulation_backward(&cache.modulation, &dm, dc);
+        dx
+    }
 
-        // MLP branch: $x_2 = x_1 + \alpha_2 \odot f$
-        let (df, d_alpha2) = self.add_branch_backward(dy, m, 1, &cache.f);
+    /// Backward of [`mlp_branch`](Self::mlp_branch): given `dy = ∂L/∂x₂`, adds the
+    /// branch's chunks of `∂L/∂m` into `dm` and returns `∂L/∂x₁`.
+    pub fn mlp_branch_backward(
+        &mut self,
+        cache: &MlpBranchCache,
+        dy: &Array2<f32>,
+        m: &Array2<f32>,
+        dm: &mut Array2<f32>,
+    ) -> Array2<f32> {
+        let (gated, s2, d) = (self.gated(), self.per_branch(), self.dim());
+        let (df, d_alpha2) = add_branch_backward(gated, dy, m, 1, &cache.f);
         let dh = self.mlp.backward(&cache.mlp, &df);
         let mut dx1 = dy.clone(); // the residual path
         let (d_beta2, d_gamma2) =
-            norm_modulate_backward(&cache.norm2, &dh, chunk(m, s2 + 1, d), &mut dx1);
-        // attention branch: $x_1 = x + \alpha_1 \odot o$
-        let (d_o, d_alpha1) = self.add_branch_backward(&dx1, m, 0, &cache.o);
-        let d_o = d_o.into_shape_with_order((b, n / b, d)).expect("B·T rows");
-        let da = self.attn.backward(&cache.attn, &d_o);
-        let da = da.into_shape_with_order((n, d)).expect("contiguous");
-        let mut dx = dx1; // the residual path
-        let (d_beta1, d_gamma1) =
-            norm_modulate_backward(&cache.norm1, &da, chunk(m, 1, d), &mut dx);
-        // the modulation: six chunks of $\partial L/\partial m$ (adaLN: four, no gates), then
-        // the Linear and the SiLU
-        let chunks = [
-            Some(d_beta1),
-            Some(d_gamma1),
-            d_alpha1,
-            Some(d_beta2),
-            Some(d_gamma2),
-            d_alpha2,
-        ];
-        for (i, g) in chunks.iter().flatten().enumerate() {
-            dm.slice_mut(s![.., i * d..(i + 1) * d]).assign(g);
+            norm_modulate_backward(&cache.norm, &dh, chunk(m, s2 + 1, d), &mut dx1);
+        add_chunk(dm, s2, d, &d_beta2);
+        add_chunk(dm, s2 + 1, d, &d_gamma2);
+        if let Some(g) = d_alpha2 {
+            add_chunk(dm, 5, d, &g);
         }
-        let dsc = self.ada_ln.backward(&cache.ada_ln, &dm);
-        *dc += &Silu.backward(&cache.act, &dsc);
-        dx
+        dx1
     }
     // ANCHOR_END: adaln_zero_block_backward
+}
+
+/// Modulation chunks per branch: shift, scale and, when gated, the gate.
+fn per_branch(gated: bool) -> usize {
+    if gated {
+        3
+    } else {
+        2
+    }
+}
+
+/// `dm[:, k·D .. (k+1)·D] += g`.
+fn add_chunk(dm: &mut Array2<f32>, k: usize, d: usize, g: &Array2<f32>) {
+    let mut view = dm.slice_mut(s![.., k * d..(k + 1) * d]);
+    view += g;
+}
+
+// ANCHOR: adaln_branch
+/// The residual $x \mathrel{+}= \alpha \odot y$ of branch `k` (0 attention, 1 MLP), or
+/// $x \mathrel{+}= y$ without gates.
+fn add_branch(gated: bool, x: &mut Array2<f32>, m: &Array2<f32>, k: usize, y: &Array2<f32>) {
+    if gated {
+        gated_add(x, chunk(m, 3 * k + 2, x.ncols()), y);
+    } else {
+        *x += y;
+    }
+}
+
+/// Backward of [`add_branch`] through the branch: $\partial L/\partial y$ and, with a gate,
+/// $\partial L/\partial\alpha$.
+fn add_branch_backward(
+    gated: bool,
+    dx: &Array2<f32>,
+    m: &Array2<f32>,
+    k: usize,
+    y: &Array2<f32>,
+) -> (Array2<f32>, Option<Array2<f32>>) {
+    if gated {
+        let (dy, d_gate) = gated_add_backward(dx, chunk(m, 3 * k + 2, dx.ncols()), y);
+        (dy, Some(d_gate))
+    } else {
+        (dx.clone(), None)
+    }
+}
+// ANCHOR_END: adaln_branch
+
+// ANCHOR: attention_branch
+/// The attention branch of a block, $x + \alpha_1 \odot \mathrm{Attn}(a)$ with
+/// $a = \mathrm{LN}(x)(1 + \gamma_1) + \beta_1\,[+ E]$, for any attention `attn` over
+/// consecutive sequences of `seq` tokens: `x` (N, D), `m` (B, 6D) read per sample, `pos` an
+/// optional fixed table (seq, D) added to every sequence's input `a`. A video block calls it
+/// with its spatial attention (`seq = S`) and its temporal one (`seq = F`, tokens rearranged).
+pub fn attention_branch(
+    attn: &Attention,
+    gated: bool,
+    x: &Array2<f32>,
+    m: &Array2<f32>,
+    seq: usize,
+    pos: Option<&Array2<f32>>,
+) -> (Array2<f32>, AttnBranchCache) {
+    let (n, d) = x.dim();
+    let (mut a, norm) = norm_modulate(x, chunk(m, 0, d), chunk(m, 1, d));
+    add_pos(&mut a, pos);
+    let a = a
+        .into_shape_with_order((n / seq, seq, d))
+        .expect("whole sequences"); // (N/seq, seq, D)
+    let (o, attn_cache) = attn.forward(&a);
+    let o = o.into_shape_with_order((n, d)).expect("contiguous"); // (N, D)
+    let mut x1 = x.clone();
+    add_branch(gated, &mut x1, m, 0, &o);
+    let cache = AttnBranchCache {
+        norm,
+        attn: attn_cache,
+        o,
+        seq,
+    };
+    (x1, cache)
+}
+// ANCHOR_END: attention_branch
+
+/// [`attention_branch`] without keeping anything.
+pub fn attention_branch_infer(
+    attn: &Attention,
+    gated: bool,
+    x: &Array2<f32>,
+    m: &Array2<f32>,
+    seq: usize,
+    pos: Option<&Array2<f32>>,
+) -> Array2<f32> {
+    let (n, d) = x.dim();
+    let (mut a, _) = norm_modulate(x, chunk(m, 0, d), chunk(m, 1, d));
+    add_pos(&mut a, pos);
+    let a = a
+        .into_shape_with_order((n / seq, seq, d))
+        .expect("whole sequences");
+    let o = attn
+        .forward_infer(&a)
+        .into_shape_with_order((n, d))
+        .expect("contiguous");
+    let mut x1 = x.clone();
+    add_branch(gated, &mut x1, m, 0, &o);
+    x1
+}
+
+/// Backward of [`attention_branch`]: given `dx1 = ∂L/∂x₁`, adds into the attention's
+/// gradients and the branch's chunks of `∂L/∂m` (`dm`), and returns `∂L/∂x`. The table
+/// `pos` is fixed: it changes nothing here.
+pub fn attention_branch_backward(
+    attn: &mut Attention,
+    gated: bool,
+    cache: &AttnBranchCache,
+    dx1: Array2<f32>,
+    m: &Array2<f32>,
+    dm: &mut Array2<f32>,
+) -> Array2<f32> {
+    let (n, d) = dx1.dim();
+    let (d_o, d_alpha1) = add_branch_backward(gated, &dx1, m, 0, &cache.o);
+    let d_o = d_o
+        .into_shape_with_order((n / cache.seq, cache.seq, d))
+        .expect("whole sequences");
+    let da = attn.backward(&cache.attn, &d_o);
+    let da = da.into_shape_with_order((n, d)).expect("contiguous");
+    let mut dx = dx1; // the residual path
+    let (d_beta1, d_gamma1) = norm_modulate_backward(&cache.norm, &da, chunk(m, 1, d), &mut dx);
+    add_chunk(dm, 0, d, &d_beta1);
+    add_chunk(dm, 1, d, &d_gamma1);
+    if let Some(g) = d_alpha1 {
+        add_chunk(dm, 2, d, &g);
+    }
+    dx
+}
+
+/// Every sequence of `a` (N, D) plus the table `pos` (seq, D), if any.
+fn add_pos(a: &mut Array2<f32>, pos: Option<&Array2<f32>>) {
+    if let Some(pos) = pos {
+        for mut sequence in a.axis_chunks_iter_mut(Axis(0), pos.nrows()) {
+            sequence += pos;
+        }
+    }
 }
 
 /// The attention and the MLP of a block, DiT's way: Xavier-uniform weights, zero biases.

@@ -12,7 +12,7 @@ use super::model::DiT;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint_with, read_metadata, save_checkpoint_with};
 use crate::tensor::rng;
-use ndarray::{Array2, Ix3};
+use ndarray::{Array2, ArrayD, Ix3};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -59,7 +59,24 @@ pub fn load_dit(path: &Path) -> Result<DiT> {
     let mut model = DiT::new(config, &mut rng(0))?;
     let (mut extra, _) = load_checkpoint_with(path, &mut model, &[POS_EMBED])?;
     let stored = extra.remove(POS_EMBED).expect("requested above");
-    let (t, d) = model.pos_embed().dim();
+    let grid = model.config.grid_size();
+    let what = format!("the 2-D sin-cos table of a {grid}×{grid} grid");
+    let stored = fixed_table(path, POS_EMBED, stored, model.pos_embed(), &what)?;
+    model.set_pos_embed(stored);
+    Ok(model)
+}
+
+/// A fixed table stored as `(1, T, D)` (`pos_embed`, a video DiT's `temp_embed`), checked
+/// against the one the config computes (`what` describes it in the error): another shape,
+/// or values further than the rounding of two `sin` libraries, is an error naming it.
+pub fn fixed_table(
+    path: &Path,
+    name: &str,
+    stored: ArrayD<f32>,
+    expected: &Array2<f32>,
+    what: &str,
+) -> Result<Array2<f32>> {
+    let (t, d) = expected.dim();
     let stored = stored
         .into_dimensionality::<Ix3>()
         .ok()
@@ -67,8 +84,7 @@ pub fn load_dit(path: &Path) -> Result<DiT> {
         .ok_or_else(|| {
             Error::new(
                 format!(
-                    "tensor `{POS_EMBED}` in {} does not have the shape (1, {t}, {d}) of the \
-                     config",
+                    "tensor `{name}` in {} does not have the shape (1, {t}, {d}) of the config",
                     path.display()
                 ),
                 "the file's metadata and tensors disagree: save the model again",
@@ -80,7 +96,7 @@ pub fn load_dit(path: &Path) -> Result<DiT> {
         .to_owned();
     let worst = stored
         .iter()
-        .zip(model.pos_embed())
+        .zip(expected)
         .map(|(a, b)| (a - b).abs())
         .fold(
             0.0f32,
@@ -89,15 +105,12 @@ pub fn load_dit(path: &Path) -> Result<DiT> {
     if worst > POS_EMBED_TOL {
         return Err(Error::new(
             format!(
-                "tensor `{POS_EMBED}` in {} is not the 2-D sin-cos table of a {g}×{g} grid \
-                 (differs by up to {worst:e})",
-                path.display(),
-                g = model.config.grid_size()
+                "tensor `{name}` in {} is not {what} (differs by up to {worst:e})",
+                path.display()
             ),
             "the file is corrupt or from a model with another position embedding: save it \
-             again from a DiT",
+             again",
         ));
     }
-    model.set_pos_embed(stored);
-    Ok(model)
+    Ok(stored)
 }

@@ -133,6 +133,32 @@ impl PatchEmbed {
         }
     }
 
+    /// The video patch embedding: a `p_t × p × p` conv with stride = kernel on clips,
+    /// weight `(D, C, p_t, p, p)` (`(D, C, p, p)` when `p_t = 1`, Latte's per-frame patch),
+    /// initialised like [`new`](Self::new) on the weight seen as `(D, C·p_t·p·p)`.
+    pub fn tubelet(
+        in_channels: usize,
+        hidden: usize,
+        frames: usize,
+        patch: usize,
+        rng: &mut Rng,
+    ) -> Self {
+        if frames == 1 {
+            return PatchEmbed::new(in_channels, hidden, patch, rng);
+        }
+        let fan_in = in_channels * frames * patch * patch;
+        PatchEmbed {
+            weight: Param::new(init::xavier_uniform(
+                &[hidden, in_channels, frames, patch, patch],
+                fan_in,
+                hidden,
+                rng,
+            )),
+            bias: Param::zeros(&[hidden]),
+            patch,
+        }
+    }
+
     /// Output channels `D`.
     pub fn hidden(&self) -> usize {
         self.weight.shape()[0]
@@ -156,7 +182,7 @@ impl PatchEmbed {
     }
 
     /// $y = b + P W^\top$   P: (B·T, C·p·p) → (B·T, D)
-    fn project(&self, patches: &Array2<f32>) -> Array2<f32> {
+    pub fn project(&self, patches: &Array2<f32>) -> Array2<f32> {
         let d = self.hidden();
         let mut y = self
             .bias
@@ -178,18 +204,19 @@ impl PatchEmbed {
     /// Given `dy = ∂L/∂tokens` (B·T, D), adds $dW = dy^\top P$ and $db = \sum dy$ into the
     /// gradients and returns $dx = \mathrm{unpatchify}(dy\,W)$ (B, C, H, W).
     pub fn backward(&mut self, cache: &PatchEmbedCache, dy: &Array2<f32>) -> Array4<f32> {
-        let d = self.hidden();
-        gemm(
-            1.0,
-            dy.t(),
-            cache.patches.view(),
-            1.0,
-            self.weight.g_rows(d),
-        );
-        self.bias.g1().scaled_add(1.0, &dy.sum_axis(Axis(0)));
-        let mut dp = Array2::zeros(cache.patches.raw_dim()); // (B·T, C·p·p)
-        gemm(1.0, dy.view(), self.weight.v_rows(d), 0.0, dp.view_mut());
+        let dp = self.project_backward(&cache.patches, dy);
         unpatchify(dp.view(), cache.shape, self.patch, ChannelOrder::First)
+    }
+
+    /// Backward of [`project`](Self::project): adds $dW = dy^\top P$ and $db = \sum dy$ into
+    /// the gradients and returns $dP = dy\,W$ (B·T, C·p·p).
+    pub fn project_backward(&mut self, patches: &Array2<f32>, dy: &Array2<f32>) -> Array2<f32> {
+        let d = self.hidden();
+        gemm(1.0, dy.t(), patches.view(), 1.0, self.weight.g_rows(d));
+        self.bias.g1().scaled_add(1.0, &dy.sum_axis(Axis(0)));
+        let mut dp = Array2::zeros(patches.raw_dim()); // (B·T, C·p·p)
+        gemm(1.0, dy.view(), self.weight.v_rows(d), 0.0, dp.view_mut());
+        dp
     }
 }
 
