@@ -3,7 +3,7 @@
 //! parameter gradient and the input gradient. One row of the table per model and
 //! conditioning: the U-Net (scale-shift and additive timestep injection) and DiT with
 //! adaLN-Zero, adaLN, cross-attention and in-context conditioning, each with and without a
-//! learned variance. Every parallel loop (GEMM blocks, per-sample adaLN, per-head attention,
+//! learned variance, and the video DiT in each attention layout. Every parallel loop (GEMM blocks, per-sample adaLN, per-head attention,
 //! elementwise chunks, GroupNorm groups) writes disjoint outputs and sums in a fixed order,
 //! so the thread count must not show.
 //!
@@ -21,7 +21,8 @@ mod support;
 use minisora::dit::{Conditioning, DiT, DiTConfig};
 use minisora::tensor::{init, rng};
 use minisora::unet::{UNet, UNetConfig};
-use ndarray::{Array4, ArrayD, Ix4};
+use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
+use ndarray::{Array4, ArrayD, Ix4, Ix5};
 use support::{grads, randomise_normal, rel_err};
 
 const BATCH: usize = 6;
@@ -64,6 +65,33 @@ fn dit(conditioning: Conditioning, learn_sigma: bool) -> Outputs {
     Outputs {
         infer,
         out,
+        dx,
+        grads,
+    }
+}
+
+/// The video DiT (`video-mini/2`, 4 frames of 8×8×4 latents) in `layout`, every parameter
+/// random.
+fn video(layout: Layout, learn_sigma: bool) -> Outputs {
+    let mut config = VideoDiTConfig::named("video-mini/2", layout, 4, 1, 8, 4, 10).unwrap();
+    config.dit.learn_sigma = learn_sigma;
+    let mut model = VideoDiT::new(config, &mut rng(3)).unwrap();
+    randomise_normal(&mut model, 0.05, 5);
+    let mut r = rng(4);
+    let five = |a: ArrayD<f32>| a.into_dimensionality::<Ix5>().unwrap();
+    let x = five(init::normal(&[BATCH, 4, 4, 8, 8], 1.0, &mut r)); // (B, C, F, H, W)
+    let c_out = model.config.dit.out_channels();
+    let d_out = five(init::normal(&[BATCH, c_out, 4, 8, 8], 1.0, &mut r));
+    let t: Vec<usize> = (0..BATCH).map(|i| i * 151 % 1000).collect();
+    let y: Vec<usize> = (0..BATCH).map(|i| i % 11).collect();
+    let e_y = model.y_embedder.forward_infer(Some(&y), BATCH);
+    let infer = model.forward_infer_embedded(x.view(), &t, &e_y).into_dyn();
+    let (out, cache) = model.forward(x.view(), &t, Some(&y));
+    let dx = model.backward(&cache, d_out.view()).into_dyn();
+    let grads = grads(&mut model);
+    Outputs {
+        infer,
+        out: out.into_dyn(),
         dx,
         grads,
     }
@@ -130,6 +158,10 @@ fn every_model_gives_the_same_bits_on_one_and_two_threads() {
                 Box::new(move || dit(conditioning, learn_sigma)),
                 false,
             ));
+        }
+        for layout in Layout::ALL {
+            let name = format!("video DiT {} learn_sigma {learn_sigma}", layout.name());
+            table.push((name, Box::new(move || video(layout, learn_sigma)), false));
         }
     }
     let mut differ = Vec::new();

@@ -7,19 +7,25 @@ use crate::data::DataSource;
 use crate::dit::Conditioning;
 use crate::error::{Error, Result};
 use crate::models::unet::default_config;
+use crate::models::video::VideoFlags;
 use crate::models::{family, train_model, ModelFlags, Recipe};
 use crate::train::{NormKind, Source, TrainOptions, TrainReport};
 use crate::unet::UNetConfig;
 use crate::vae::encode::encode_dataset;
+use crate::video::Layout;
 use clap::Args;
 use std::path::PathBuf;
 
 pub const TRAIN_HELP: &str =
-    "Train a class-conditional diffusion model (the U-Net or a DiT), then sample it.
+    "Train a class-conditional diffusion model (the U-Net, a DiT or a video DiT), then sample it.
 
 --model: `unet` (ADM's U-Net) or a DiT config `DiT-<size>/<patch>` (case-insensitive): sizes
 S, B, L, XL of the paper and the CPU sizes tiny, mini, small; patch 2, 4 or 8 — e.g. DiT-S/2,
-dit-tiny/2. The model is sized to the data (channels, side, classes).
+dit-tiny/2. The model is sized to the data (channels, side, classes). A video DiT,
+`video-<size>/<patch>`, trains on latent clips from `minisora encode-video` (--data
+latents:out/video/latents.safetensors) with --layout full|alternating|factorized, and can
+start from an inflated image DiT (--init, from `minisora inflate`); its cpu recipe is DiT's at
+batch 16 × 1000 steps.
 
 --data: in latent space (the default) either `latents:FILE` (a file from `minisora encode`;
 the default is out/latents/digits.safetensors) or a dataset (digits, shapes, mnist:DIR or an
@@ -66,6 +72,8 @@ pub struct TrainArgs {
     pub unet: UNetArgs,
     #[command(flatten)]
     pub dit: DiTArgs,
+    #[command(flatten)]
+    pub video: VideoArgs,
 }
 
 /// What the model learns from.
@@ -188,6 +196,22 @@ pub struct DiTArgs {
     pub conditioning: String,
 }
 
+/// The video DiT's shape (`--model video-<size>/<patch>`).
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Video DiT")]
+pub struct VideoArgs {
+    /// How the blocks attend across space and time: full, alternating (Latte) or factorized
+    /// (STDiT).
+    #[arg(long, default_value = "alternating")]
+    pub layout: String,
+    /// Frames per spacetime patch: 1 (per-frame patches) or more (tubelets).
+    #[arg(long, default_value_t = 1)]
+    pub temporal_patch: usize,
+    /// Start from this video checkpoint's weights (e.g. one `minisora inflate` wrote).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+}
+
 /// `"1,2"` → `[1, 2]`; `""` → `[]`.
 fn usize_list(flag: &str, s: &str) -> Result<Vec<usize>> {
     s.split(',')
@@ -274,6 +298,11 @@ impl TrainArgs {
             },
             learn_sigma: !self.dit.no_learn_sigma,
             conditioning: Conditioning::parse(&self.dit.conditioning)?,
+            video: VideoFlags {
+                layout: Layout::parse(&self.video.layout)?,
+                temporal_patch: self.video.temporal_patch,
+                init: self.video.init.clone(),
+            },
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod dit;
 pub mod unet;
+pub mod video;
 
 use crate::diffusion::{Condition, Denoiser, Diffusion};
 use crate::dit::Conditioning;
@@ -37,6 +38,8 @@ pub struct ModelFlags {
     pub learn_sigma: bool,
     /// DiT: how the blocks read the timestep and the class.
     pub conditioning: Conditioning,
+    /// The video DiT's layout, temporal patch and starting weights.
+    pub video: video::VideoFlags,
 }
 
 impl Default for ModelFlags {
@@ -45,6 +48,7 @@ impl Default for ModelFlags {
             unet: unet::default_config(),
             learn_sigma: true,
             conditioning: Conditioning::default(),
+            video: video::VideoFlags::default(),
         }
     }
 }
@@ -94,7 +98,7 @@ pub struct Family {
 }
 
 /// Every model `minisora train` knows.
-pub const FAMILIES: &[Family] = &[unet::FAMILY, dit::FAMILY];
+pub const FAMILIES: &[Family] = &[unet::FAMILY, dit::FAMILY, video::FAMILY];
 // ANCHOR_END: family
 
 /// Loads `opts.data` for an image model (`model` names it in the error): the data and the
@@ -119,7 +123,8 @@ pub fn family(name: &str) -> Result<&'static Family> {
         .ok_or_else(|| {
             Error::new(
                 format!("unknown model {name:?}"),
-                "use --model unet or a DiT config such as --model DiT-S/2 or dit-tiny/2",
+                "use --model unet, a DiT config such as --model DiT-S/2 or dit-tiny/2, or a \
+                 video DiT such as --model video-tiny/2",
             )
         })
 }
