@@ -9,11 +9,12 @@
 
 use crate::diffusion::{draw, Condition, Draw, DrawStep, SamplerKind};
 use crate::error::{Error, Result};
-use crate::io::image::{save_gif, GridLayout};
+use crate::io::image::{save_gif, save_grid, GridLayout};
 use crate::models::{load_model, Loaded};
 use crate::train::preview::{load_decoder, save_samples, to_pixels};
 use crate::vae::AutoencoderKL;
-use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4};
+use crate::video::config::check_frames;
+use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4, Ix5, IxDyn};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ pub struct SampleRequest {
     pub trajectory: Option<PathBuf>,
     /// The VAE that decodes a latent model's samples.
     pub vae: PathBuf,
+    /// Clip models: sample clips of this many frames instead of the trained length.
+    pub frames: Option<usize>,
 }
 
 /// The sampler named `name`.
@@ -140,8 +143,11 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
         clip_x0: false,
         seed: req.seed,
     };
-    let loaded = load_model(&req.ckpt)?;
+    let mut loaded = load_model(&req.ckpt)?;
     let (count, y) = conditions(req, &loaded)?;
+    if let Some(f) = req.frames {
+        set_frames(&mut loaded, f, &req.ckpt)?;
+    }
     let k = how.respace(&loaded.diffusion)?.num_timesteps(); // a bad --steps fails early
     let vae = decoder(&req.vae, &req.ckpt, &loaded)?;
     let how = Draw {
@@ -178,6 +184,16 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
     )?;
     let pixels = to_pixels(&x, vae.as_ref(), &loaded.norm);
     let written = save_samples(&req.out, &pixels, req.n)?;
+    if pixels.ndim() == 5 {
+        // the clips as a PNG too: one row per clip, its frames left to right
+        let strip = req.out.with_extension("png");
+        let f = pixels.shape()[2];
+        save_grid(&strip, strips(&pixels).view(), layout(f, pixels.shape()[3]))?;
+        println!(
+            "wrote {} (one clip per row, frames left to right)",
+            strip.display()
+        );
+    }
     let rows = count / req.n;
     println!(
         "sampled {count} {} ({} × {}) from {} with {} {} steps, guidance {}: wrote {}",
@@ -209,17 +225,19 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
             .map(|parts| {
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 let whole = concatenate(Axis(0), &views).expect("chunks share their shape");
-                first_frame(to_pixels(&whole, vae.as_ref(), &loaded.norm))
+                strips(&to_pixels(&whole, vae.as_ref(), &loaded.norm))
             })
             .collect();
         let last = decoded.last().cloned().expect("x_T is a frame");
         decoded.extend(std::iter::repeat_n(last, HOLD));
         let views: Vec<_> = decoded.iter().map(|f| f.view()).collect();
-        let h = decoded[0].dim().2;
-        let layout = GridLayout::new(req.n)
-            .pad(2)
-            .upscale(if h <= 16 { 4 } else { 2 });
-        save_gif(gif, &views, layout, 80)?;
+        // images: a grid of --n columns; clips: one clip per row, its frames side by side
+        let cols = if loaded.shape.len() == 4 {
+            loaded.shape[1]
+        } else {
+            req.n
+        };
+        save_gif(gif, &views, layout(cols, decoded[0].dim().2), 80)?;
         println!(
             "wrote {} ({n_frames} frames of the denoising)",
             gif.display()
@@ -234,12 +252,51 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
     })
 }
 
-/// Images as they are; clips by their first frame (the trajectory GIF shows one frame).
-fn first_frame(pixels: ArrayD<f32>) -> Array4<f32> {
-    let images = if pixels.ndim() == 5 {
-        pixels.index_axis(Axis(2), 0).to_owned()
-    } else {
-        pixels
-    };
-    images.into_dimensionality::<Ix4>().expect("(N, C, H, W)")
+/// A grid of `cols` columns, enlarged for small pictures.
+fn layout(cols: usize, h: usize) -> GridLayout {
+    GridLayout::new(cols)
+        .pad(2)
+        .upscale(if h <= 16 { 4 } else { 2 })
+}
+
+/// Images as they are; clips `(N, C, F, H, W)` as their frames in order `(N·F, C, H, W)`, so
+/// a grid of `F` columns shows one clip per row.
+pub fn strips(pixels: &ArrayD<f32>) -> Array4<f32> {
+    if pixels.ndim() == 4 {
+        return pixels
+            .clone()
+            .into_dimensionality::<Ix4>()
+            .expect("(N, C, H, W)");
+    }
+    let (n, c, f, h, w) = pixels
+        .view()
+        .into_dimensionality::<Ix5>()
+        .expect("clips")
+        .dim();
+    pixels
+        .view()
+        .permuted_axes(IxDyn(&[0, 2, 1, 3, 4])) // (N, F, C, H, W)
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((n * f, c, h, w))
+        .expect("contiguous")
+}
+
+/// Samples clips of `frames` frames from a clip model (the checkpoint `ckpt`): its position
+/// tables cover 1 to `MAX_FRAMES` frames in whole temporal patches.
+fn set_frames(loaded: &mut Loaded, frames: usize, ckpt: &Path) -> Result<()> {
+    if loaded.shape.len() != 4 {
+        return Err(Error::new(
+            format!("--frames {frames}: {} holds an image model", ckpt.display()),
+            "leave out --frames, or pass a video checkpoint (`minisora train --model video-…`)",
+        ));
+    }
+    let patch = loaded
+        .metadata
+        .get("video.temporal_patch")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    check_frames(frames, patch)?;
+    loaded.shape[1] = frames;
+    Ok(())
 }

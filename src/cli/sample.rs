@@ -54,6 +54,9 @@ pub struct SampleArgs {
     /// The VAE that decodes a latent model's samples.
     #[arg(long, default_value = "out/vae/vae.safetensors")]
     pub vae: PathBuf,
+    /// Video models: clips of this many frames (1 to 32) instead of the trained length.
+    #[arg(long)]
+    pub frames: Option<usize>,
 }
 
 impl From<SampleArgs> for SampleRequest {
@@ -70,6 +73,7 @@ impl From<SampleArgs> for SampleRequest {
             out: a.out,
             trajectory: a.trajectory,
             vae: a.vae,
+            frames: a.frames,
         }
     }
 }
