@@ -31,5 +31,6 @@ pub mod toy2d;
 pub mod train;
 pub mod unet;
 pub mod vae;
+pub mod video;
 
 pub use param::{Param, Parameters};
