@@ -1,7 +1,7 @@
 //! Numbers for generated clips, each asked for a (digit, motion) class:
 //!
 //! - **digit accuracy**: the clip is right when the majority of its frames' digits (by the
-//!   frame classifier, [`ClipScorer::digit`]) is the asked digit (ties go to the smaller digit);
+//!   frame classifier, [`ClipScorer::digit`], each frame centred on its digit) is the asked digit (ties go to the smaller digit);
 //! - **motion accuracy**: the clip is right when the motion read off its pixels
 //!   ([`track::main_motion`](super::track::main_motion), no network) is the asked motion; a
 //!   clip whose digit cannot be tracked counts as wrong;
@@ -19,7 +19,7 @@
 
 use super::clip_set::ClipSet;
 use super::moving_digits::{unlabel, NUM_CLASSES};
-use super::scorer::{as_channels, ClipScorer};
+use super::scorer::{clip_input, frame_input, ClipScorer};
 use super::track::{main_motion, track};
 use crate::error::{Error, Result};
 use crate::io::json::Json;
@@ -92,15 +92,10 @@ pub fn score_clips(
     seed: u64,
 ) -> Result<VideoReport> {
     check(scorer, generated, asked, real)?;
-    let (n, _, f, h, w) = generated.dim();
+    let (n, _, f, _, _) = generated.dim();
 
     // Per-frame digits → majority per clip, and the share of frames that agree with it.
-    let frames = generated
-        .permuted_axes([0, 2, 1, 3, 4]) // (N, F, 1, H, W)
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((n * f, 1, h, w))
-        .expect("sizes agree");
+    let frames = frame_input(generated); // (N·F, 1, H, W)
     let per_frame = scorer.digit.predict(frames.view()); // (N·F)
     let (mut digit_right, mut consistency) = (0usize, 0.0f64);
     for (clip, &l) in per_frame.chunks(f).zip(asked) {
@@ -134,7 +129,7 @@ pub fn score_clips(
     // Two disjoint real sets with the asked labels.
     let (set_a, set_b) = reference_sets(real, asked, seed)?;
     let stats = |clips: ArrayView5<f32>| {
-        FeatureStats::new(scorer.video.features(as_channels(clips).view()).view())
+        FeatureStats::new(scorer.video.features(clip_input(clips).view()).view())
     };
     let stats_a = stats(real.clips.select(Axis(0), &set_a).view());
     let stats_b = stats(real.clips.select(Axis(0), &set_b).view());

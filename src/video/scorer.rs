@@ -8,18 +8,26 @@
 //!   (Unterthiner et al. 2018, <https://arxiv.org/abs/1812.01717>): features of whole clips,
 //!   sensitive to what moves and how. It reads clips of the frame count it was trained at only.
 //!
+//! Both read centred inputs: each frame is moved (by whole pixels) so its digit's centre is
+//! in the middle ([`frame_input`]), and each clip by one shift so the mean of its centres is
+//! ([`clip_input`]). Where the digit is on the canvas then cannot matter, only its shape and,
+//! for clips, its motion: with 16-pixel sprites anywhere on a 32-pixel canvas the frame
+//! classifier reached 77 % held-out accuracy in 600 steps uncentred. The price: the FVD does
+//! not see absolute position (the tracker still judges the motion).
+//!
 //! Both are trained by [`train_classifier`] on the first 4/5 of the real clips and tested on the
 //! last 1/5 (clip `i` of a generated set has label `i mod 40`, so both parts are balanced).
 
 use super::clip_set::ClipSet;
 use super::moving_digits::NUM_CLASSES;
+use super::track::recenter_clip;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, read_metadata, save_checkpoint};
 use crate::metrics::{train_classifier, Classifier, ClassifierConfig, ClassifierTrainOptions};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::rng;
-use ndarray::{Array4, ArrayView5};
+use ndarray::{s, Array4, ArrayView5, Axis};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -39,14 +47,37 @@ pub struct ClipScorer {
     pub size: usize,
 }
 
-/// A clip set `(N, 1, F, H, W)` as images `(N, F, H, W)`: the frames as channels.
-pub fn as_channels(clips: ArrayView5<f32>) -> Array4<f32> {
+/// The frame classifier's input: every frame of clips `(N, C, F, H, W)` as an image
+/// `(N·F, C, H, W)`, frames of a clip consecutive, each centred on its digit.
+pub fn frame_input(clips: ArrayView5<f32>) -> Array4<f32> {
     let (n, c, f, h, w) = clips.dim();
-    clips
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((n, c * f, h, w))
-        .expect("sizes agree")
+    let mut out = Array4::zeros((n * f, c, h, w));
+    for i in 0..n {
+        for t in 0..f {
+            let one = clips.slice(s![i, .., t..t + 1, .., ..]); // (C, 1, H, W)
+            let moved = recenter_clip(one);
+            out.slice_mut(s![i * f + t, .., .., ..])
+                .assign(&moved.index_axis(Axis(1), 0));
+        }
+    }
+    out
+}
+
+/// The clip classifier's input: clips `(N, C, F, H, W)` each centred on its track, with the
+/// frames as channels, `(N, C·F, H, W)`.
+pub fn clip_input(clips: ArrayView5<f32>) -> Array4<f32> {
+    let (n, c, f, h, w) = clips.dim();
+    let mut out = Array4::zeros((n, c * f, h, w));
+    for (i, clip) in clips.outer_iter().enumerate() {
+        let moved = recenter_clip(clip); // (C, F, H, W)
+        let flat = moved
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((c * f, h, w))
+            .expect("a standard-layout clip reshapes");
+        out.index_axis_mut(Axis(0), i).assign(&flat);
+    }
+    out
 }
 
 impl ClipScorer {
@@ -72,16 +103,20 @@ impl ClipScorer {
             }
         };
         say("frame");
-        let digit = train_classifier(&train.frames(), &test.frames(), opts, seed)?;
+        let frames = |s: &ClipSet| {
+            let plain = s.frames();
+            ImageDataset::new(frame_input(s.clips.view()), plain.labels, plain.class_names)
+        };
+        let digit = train_classifier(&frames(&train)?, &frames(&test)?, opts, seed)?;
         say("clip");
-        let as_set = |s: &ClipSet| {
+        let clips = |s: &ClipSet| {
             ImageDataset::new(
-                as_channels(s.clips.view()),
+                clip_input(s.clips.view()),
                 s.labels.clone(),
                 s.class_names.clone(),
             )
         };
-        let video = train_classifier(&as_set(&train)?, &as_set(&test)?, opts, seed ^ 0x71d)?;
+        let video = train_classifier(&clips(&train)?, &clips(&test)?, opts, seed ^ 0x71d)?;
         Ok(ClipScorer {
             digit,
             video,

@@ -6,7 +6,7 @@
 //! [`Motion::velocity`] has them.
 
 use super::moving_digits::Motion;
-use ndarray::{ArrayView2, ArrayView4, Axis};
+use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, Axis};
 
 /// Ink below this (on the `[0, 1]` scale) counts as background, so a slightly grey or noisy
 /// background does not pull the centre towards the middle of the frame.
@@ -67,6 +67,54 @@ pub fn main_motion(track: &[Option<(f32, f32)>]) -> Option<(Motion, f32)> {
     Some((motion, vx.abs().max(vy.abs()) as f32))
 }
 
+/// The frame `(H, W)` moved by whole pixels `(dx, dy)`, the uncovered part background (−1).
+pub fn shift(frame: ArrayView2<f32>, dx: i64, dy: i64) -> Array2<f32> {
+    let (h, w) = frame.dim();
+    let mut out = Array2::from_elem((h, w), -1.0f32);
+    // out[y, x] = frame[y − dy, x − dx] where that is inside
+    let span = |d: i64, n: usize| {
+        let n = n as i64;
+        let (lo, hi) = (d.max(0).min(n), (n + d).clamp(0, n));
+        (
+            lo as usize,
+            hi as usize,
+            (lo - d) as usize,
+            (hi - d) as usize,
+        )
+    };
+    let (y0, y1, sy0, sy1) = span(dy, h);
+    let (x0, x1, sx0, sx1) = span(dx, w);
+    out.slice_mut(s![y0..y1, x0..x1])
+        .assign(&frame.slice(s![sy0..sy1, sx0..sx1]));
+    out
+}
+
+/// A clip `(C, F, H, W)` moved by one whole-pixel shift so that the mean of its frames'
+/// centres lies at the middle of the frame: where the digit is goes, how it moves stays.
+/// (A clip with no ink is returned as it is.)
+pub fn recenter_clip(clip: ArrayView4<f32>) -> Array4<f32> {
+    let (_, _, h, w) = clip.dim();
+    let centres: Vec<(f32, f32)> = track(clip).into_iter().flatten().collect();
+    if centres.is_empty() {
+        return clip.to_owned();
+    }
+    let k = centres.len() as f32;
+    let (mx, my) = centres
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / k, b + y / k));
+    // the middle of a 32-pixel frame is 15.5: move the centre there, rounded
+    let dx = ((w as f32 - 1.0) / 2.0 - mx).round() as i64;
+    let dy = ((h as f32 - 1.0) / 2.0 - my).round() as i64;
+    let mut out = clip.to_owned();
+    for mut c in out.outer_iter_mut() {
+        for mut f in c.outer_iter_mut() {
+            let moved = shift(f.view(), dx, dy);
+            f.assign(&moved);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +126,14 @@ mod tests {
         assert_eq!(centroid(f.view()), None);
         f[[2, 5]] = 1.0; // row 2, column 5
         assert_eq!(centroid(f.view()), Some((5.0, 2.0)));
+    }
+
+    #[test]
+    fn shift_moves_by_whole_pixels() {
+        let mut f = Array2::from_elem((6, 6), -1.0f32);
+        f[[1, 2]] = 1.0;
+        assert_eq!(centroid(shift(f.view(), 3, -1).view()), Some((5.0, 0.0)));
+        assert_eq!(centroid(shift(f.view(), 4, 0).view()), None, "moved off");
     }
 
     #[test]
