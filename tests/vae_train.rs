@@ -77,12 +77,12 @@ fn training_lowers_the_loss_and_the_checkpoint_reloads_with_its_scale() {
     let (n, _) = encode_dataset(&report.checkpoint, &DataSource::Digits, 20, 3, &latents).unwrap();
     assert_eq!(n, 20);
     let set = load_latents(&latents).unwrap();
-    assert_eq!(set.mean.dim(), (20, 4, 8, 8));
+    assert_eq!(set.mean.shape(), [20, 4, 8, 8]);
     assert_eq!(set.labels, held.labels[..20].to_vec());
     assert_eq!(set.scale_factor, scale);
     assert_eq!(set.class_names.len(), 10);
     let first = held.images.slice(s![..20, .., .., ..]).to_owned();
-    assert_eq!(set.mean, model.encode(&first).mean);
+    assert_eq!(set.mean, model.encode(&first).mean.into_dyn());
 
     // Mistakes: the wrong number of channels, a checkpoint read as a latent file.
     let err = encode_dataset(

@@ -85,7 +85,7 @@ impl TrainData {
                     ));
                 }
                 let set = load_latents(path)?;
-                let (mean, logvar) = (set.mean.into_dyn(), set.logvar.into_dyn());
+                let (mean, logvar) = (set.mean, set.logvar);
                 let norm = match opts.latent_norm {
                     NormKind::Global => {
                         LatentNorm::global(set.scale_factor as f32, mean.shape()[1])

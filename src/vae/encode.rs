@@ -4,7 +4,9 @@
 //!
 //! The file (safetensors) holds the posterior of every image, not one sample of it:
 //! `mean` and `logvar` `(N, z, h, w)` and `labels` `(N)` (as f32), with the VAE's scale factor,
-//! the data name and the class names in its metadata. A trainer draws
+//! the data name and the class names in its metadata. Clips encoded frame by frame
+//! ([`crate::video::encode`]) use the same file with `(N, z, F, h, w)` tensors, and `frames`
+//! and `captions` in the metadata. A trainer draws
 //! $z = \mathrm{scale} \cdot (\mu + \sigma \varepsilon)$ afresh every time it visits an image.
 
 use super::train::load_vae;
@@ -12,7 +14,7 @@ use crate::data::DataSource;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_tensors, save_tensors};
 use crate::io::progress::Progress;
-use ndarray::{concatenate, Array1, Array4, Axis, Ix1, Ix4};
+use ndarray::{concatenate, Array1, Array4, ArrayD, ArrayViewD, Axis, Ix1};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -23,16 +25,49 @@ pub const LATENT_CONTENTS: &str = "minisora-latents-v1";
 /// A dataset's latents, as stored by [`encode_dataset`].
 #[derive(Clone, Debug)]
 pub struct LatentSet {
-    /// `(N, z, h, w)` posterior means, unscaled.
-    pub mean: Array4<f32>,
-    /// `(N, z, h, w)` posterior log-variances.
-    pub logvar: Array4<f32>,
+    /// Posterior means, unscaled: `(N, z, h, w)` for images, `(N, z, F, h, w)` for clips.
+    pub mean: ArrayD<f32>,
+    /// Posterior log-variances, the shape of `mean`.
+    pub logvar: ArrayD<f32>,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
     /// Multiply latents by this before diffusion (1 / std of the VAE's training latents).
     pub scale_factor: f64,
     /// The dataset the latents encode (its name for [`DataSource::parse`]), if recorded.
     pub dataset: Option<String>,
+    /// One caption per clip (clips only; empty for images).
+    pub captions: Vec<String>,
+}
+
+/// The metadata every latent file has: contents, scale factor, data name and class names.
+pub fn latent_metadata(scale: f64, data: &str, class_names: &[String]) -> BTreeMap<String, String> {
+    let mut meta = BTreeMap::new();
+    meta.insert("contents".to_string(), LATENT_CONTENTS.to_string());
+    meta.insert("scale_factor".to_string(), format!("{scale}"));
+    meta.insert("data".to_string(), data.to_string());
+    meta.insert("class_names".to_string(), class_names.join("\n"));
+    meta
+}
+
+/// Writes a latent file (atomically): `mean`, `logvar` and `labels` with `meta` (see
+/// [`latent_metadata`]).
+pub fn write_latents(
+    out: &Path,
+    mean: ArrayViewD<f32>,
+    logvar: ArrayViewD<f32>,
+    labels: &[usize],
+    meta: &BTreeMap<String, String>,
+) -> Result<()> {
+    let labels = Array1::from_iter(labels.iter().map(|&l| l as f32));
+    save_tensors(
+        out,
+        &[
+            ("mean", mean),
+            ("logvar", logvar),
+            ("labels", labels.view().into_dyn()),
+        ],
+        meta,
+    )
 }
 
 /// Encodes the first `n` images of `data` with the VAE in `checkpoint` and writes `out`.
@@ -74,19 +109,12 @@ pub fn encode_dataset(
         concatenate(Axis(0), &views).expect("chunks share their shape")
     };
     let (mean, logvar) = (cat(&means), cat(&logvars));
-    let labels = Array1::from_iter(ds.labels.iter().map(|&l| l as f32));
-    let mut meta = BTreeMap::new();
-    meta.insert("contents".to_string(), LATENT_CONTENTS.to_string());
-    meta.insert("scale_factor".to_string(), format!("{scale}"));
-    meta.insert("data".to_string(), data.name());
-    meta.insert("class_names".to_string(), ds.class_names.join("\n"));
-    save_tensors(
+    let meta = latent_metadata(scale, &data.name(), &ds.class_names);
+    write_latents(
         out,
-        &[
-            ("mean", mean.view().into_dyn()),
-            ("logvar", logvar.view().into_dyn()),
-            ("labels", labels.view().into_dyn()),
-        ],
+        mean.view().into_dyn(),
+        logvar.view().into_dyn(),
+        &ds.labels,
         &meta,
     )?;
     Ok((ds.len(), start.elapsed().as_secs_f64()))
@@ -106,18 +134,19 @@ pub fn load_latents(path: &Path) -> Result<LatentSet> {
             "not a latent file (its `contents` is not {LATENT_CONTENTS})"
         )));
     }
-    let mut take4 = |name: &str| {
+    // images (N, z, h, w) or clips (N, z, F, h, w)
+    let mut take = |name: &str| {
         tensors
             .remove(name)
-            .and_then(|t| t.into_dimensionality::<Ix4>().ok())
-            .ok_or_else(|| bad(format!("no 4-D tensor `{name}`")))
+            .filter(|t| matches!(t.ndim(), 4 | 5))
+            .ok_or_else(|| bad(format!("no 4-D or 5-D tensor `{name}`")))
     };
-    let (mean, logvar) = (take4("mean")?, take4("logvar")?);
+    let (mean, logvar) = (take("mean")?, take("logvar")?);
     let labels = tensors
         .remove("labels")
         .and_then(|t| t.into_dimensionality::<Ix1>().ok())
         .ok_or_else(|| bad("no 1-D tensor `labels`".into()))?;
-    if mean.shape() != logvar.shape() || labels.len() != mean.dim().0 {
+    if mean.shape() != logvar.shape() || labels.len() != mean.shape()[0] {
         return Err(bad("`mean`, `logvar` and `labels` disagree in size".into()));
     }
     let scale_factor = meta
@@ -134,5 +163,9 @@ pub fn load_latents(path: &Path) -> Result<LatentSet> {
             .unwrap_or_default(),
         scale_factor,
         dataset: meta.get("data").cloned(),
+        captions: meta
+            .get("captions")
+            .map(|s| s.split('\n').map(String::from).collect())
+            .unwrap_or_default(),
     })
 }

@@ -2,6 +2,15 @@
 //! patches, and the Transformer attends across frames as well as within them, so it learns
 //! motion (the OpenAI Sora report; Latte, Open-Sora).
 //!
+//! The data and the measures:
+//! - [`moving_digits`]: Moving-MNIST-style clips drawn from a seed, labelled by (digit, motion);
+//!   [`clip_set`]: a labelled set of clips in memory, and its frames as an image dataset;
+//!   [`encode`]: clips encoded frame by frame with the image VAE, into a latent file.
+//! - [`track`]: a digit's position in each frame, and the motion read off it; [`scorer`]: the
+//!   frame and clip classifiers trained on real clips; [`metrics`]: the report of a set of
+//!   generated clips — digit, motion, speed, consistency, FVD.
+//!
+//! The model:
 //! - the shape: [`config`] (sizes, frames, temporal patch, the attention [`Layout`]),
 //!   [`flops`]
 //! - tokens: [`patch`] (spacetime patches, the `(b f s)` ↔ `(b s f)` rearranges)
@@ -10,13 +19,19 @@
 //!   model from a trained image DiT)
 
 pub mod checkpoint;
+pub mod clip_set;
 pub mod config;
+pub mod encode;
 pub mod factorized;
 pub mod flops;
 pub mod inflate;
+pub mod metrics;
 pub mod model;
+pub mod moving_digits;
 pub mod patch;
+pub mod scorer;
 pub mod stack;
+pub mod track;
 
 pub use config::{Layout, VideoDiTConfig, MAX_FRAMES};
 pub use model::{VideoDiT, VideoDiTCache};

@@ -1,0 +1,90 @@
+//! Clips into latents with the *image* VAE, one frame at a time (as Latte and early latent
+//! video models do; a video VAE would also compress time). The frames of clip `n` are encoded
+//! as images and put back in order:
+//!
+//! ```text
+//! (N, 1, F, H, W) → (N·F, 1, H, W)   '(n c f h w -> (n f) c h w'
+//! encode           → (N·F, z, h, w)
+//! → (N, F, z, h, w) → (N, z, F, h, w)   '(n f) z h w -> n z f h w'
+//! ```
+//!
+//! The file is the image latent file ([`crate::vae::encode`]) with 5-D `mean` and `logvar`,
+//! the 40 (digit, motion) class names, and `frames` and `captions` (one per line) in its
+//! metadata; [`load_latents`](crate::vae::encode::load_latents) reads both kinds.
+
+use super::clip_set::ClipSet;
+use crate::error::{Error, Result};
+use crate::io::progress::Progress;
+use crate::vae::encode::{latent_metadata, write_latents};
+use crate::vae::train::load_vae;
+use ndarray::{concatenate, Array4, Axis};
+use std::path::Path;
+use std::time::Instant;
+
+/// Frames encoded per call of the VAE.
+const CHUNK: usize = 256;
+
+/// Encodes every clip of `clips` with the VAE in `vae_checkpoint`, frame by frame, and writes
+/// the latent file `out`, naming the data `data_name`. Returns the clip count and the seconds.
+pub fn encode_clips(
+    vae_checkpoint: &Path,
+    clips: &ClipSet,
+    out: &Path,
+    data_name: &str,
+) -> Result<(usize, f64)> {
+    let start = Instant::now();
+    let (model, scale) = load_vae(vae_checkpoint)?;
+    let (n, c, f, h, w) = clips.clips.dim();
+    let factor = model.config.downsample_factor();
+    if c != model.config.in_channels || h % factor != 0 || w % factor != 0 {
+        return Err(Error::new(
+            format!(
+                "the clips' frames are ({c}, {h}, {w}) but the VAE in {} reads {} channels \
+                 and sides that are multiples of {factor}",
+                vae_checkpoint.display(),
+                model.config.in_channels
+            ),
+            "encode clips of the kind of frames the VAE was trained on",
+        ));
+    }
+    if n == 0 {
+        return Err(Error::new(
+            "no clips to encode",
+            "generate at least one clip",
+        ));
+    }
+    let frames = clips.frames().images; // (N·F, C, H, W), frames of a clip consecutive
+    let chunks: Vec<_> = frames.axis_chunks_iter(Axis(0), CHUNK).collect();
+    let bar = Progress::new(chunks.len() as u64, "encode clips");
+    let (mut means, mut logvars) = (Vec::new(), Vec::new());
+    for chunk in chunks {
+        let post = model.encode(&chunk.to_owned()); // (b, z, h', w') each
+        means.push(post.mean);
+        logvars.push(post.logvar);
+        bar.step(0.0);
+    }
+    bar.finish();
+    // (N·F, z, h', w') → (N, F, z, h', w') → (N, z, F, h', w')
+    let to_clips = |parts: &[Array4<f32>]| {
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let all = concatenate(Axis(0), &views).expect("chunks share their shape");
+        let (_, z, lh, lw) = all.dim();
+        all.into_shape_with_order((n, f, z, lh, lw))
+            .expect("N·F frames")
+            .permuted_axes([0, 2, 1, 3, 4])
+            .as_standard_layout()
+            .into_owned()
+    };
+    let (mean, logvar) = (to_clips(&means), to_clips(&logvars));
+    let mut meta = latent_metadata(scale, data_name, &clips.class_names);
+    meta.insert("frames".to_string(), f.to_string());
+    meta.insert("captions".to_string(), clips.captions.join("\n"));
+    write_latents(
+        out,
+        mean.view().into_dyn(),
+        logvar.view().into_dyn(),
+        &clips.labels,
+        &meta,
+    )?;
+    Ok((n, start.elapsed().as_secs_f64()))
+}
