@@ -16,6 +16,7 @@ pub mod demo;
 pub mod diffusion;
 pub mod dit;
 pub mod error;
+pub mod evaluate_video;
 pub mod experiments;
 pub mod gradcheck;
 pub mod interpolate;

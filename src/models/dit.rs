@@ -108,18 +108,23 @@ pub fn train_dit(config: &DiTConfig, opts: &TrainOptions) -> Result<TrainReport>
     };
     config.validate()?;
     let mut model = DiT::new(config, &mut rng(opts.seed))?;
+    let info = dit_info(&model);
+    let diffusion = dit_diffusion(model.config.learn_sigma);
+    train(&mut model, &info, &diffusion, &data, opts)
+}
+
+/// What the trainer needs to know about a DiT: its config and its fixed `pos_embed`.
+pub fn dit_info(model: &DiT) -> ModelInfo {
     let (t, d) = model.pos_embed().dim();
     let pos = model.pos_embed().to_shape((1, t, d)).expect("contiguous");
-    let info = ModelInfo {
+    ModelInfo {
         name: "dit".into(),
-        in_channels: c,
+        in_channels: model.config.in_channels,
         null_label: Some(model.null_label()),
         flops_per_sample: model.flops(),
         metadata: model.config.to_metadata(),
         buffers: vec![(POS_EMBED.to_string(), pos.to_owned().into_dyn())],
-    };
-    let diffusion = dit_diffusion(model.config.learn_sigma);
-    train(&mut model, &info, &diffusion, &data, opts)
+    }
 }
 
 /// A DiT checkpoint: the config from the metadata, the weights (or the EMA's).

@@ -4,6 +4,7 @@
 //! `out/vae/`, and a safetensors checkpoint whose metadata holds the config and the scale.
 
 use super::{AutoencoderKL, Recon, VaeConfig, VaeLoss};
+use crate::data::ImageDataset;
 use crate::data::{Batcher, DataSource};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, read_metadata, save_checkpoint};
@@ -142,10 +143,6 @@ pub fn load_vae(path: &Path) -> Result<(AutoencoderKL, f64)> {
 /// Trains a VAE as `opts` says, writes the figures and checkpoint, prints the figures; the
 /// last stdout line is one JSON object.
 pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
-    let start = Instant::now();
-    crate::tensor::heap::retain_freed_memory();
-    let mut config = opts.config.clone();
-    config.in_channels = opts.data.channels();
     if opts.n_held_out < 2 {
         return Err(Error::new(
             format!("{} held-out images", opts.n_held_out),
@@ -156,14 +153,34 @@ pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
     let (train, held_out) = opts
         .data
         .load_split(opts.n_train, opts.n_held_out, 32, opts.seed)?;
-    let held_out = held_out.images;
+    train_vae_on(opts, &opts.data.name(), train, held_out.images)
+}
+
+/// [`train_vae`] on images already in memory (32×32; the frames of clips, say), named `data`
+/// in the checkpoint; `opts.data`, `n_train` and `n_held_out` are not read.
+pub fn train_vae_on(
+    opts: &TrainVaeOptions,
+    data: &str,
+    train: ImageDataset,
+    held_out: Array4<f32>,
+) -> Result<VaeReport> {
+    let start = Instant::now();
+    crate::tensor::heap::retain_freed_memory();
+    let mut config = opts.config.clone();
+    config.in_channels = train.channels();
+    if held_out.dim().0 < 2 {
+        return Err(Error::new(
+            format!("{} held-out images", held_out.dim().0),
+            "hold out at least 2 (the interpolation figure runs between two of them)",
+        ));
+    }
 
     let mut r = rng(opts.seed);
     let mut model = AutoencoderKL::new(config.clone(), &mut r)?;
     let f = config.downsample_factor();
     println!(
         "train-vae: {} ({} train, {} held out), {}×32×32 → {}×{}×{}, {} parameters, {} steps of batch {}",
-        opts.data.name(),
+        data,
         train.len(),
         held_out.dim().0,
         config.in_channels,
@@ -235,7 +252,7 @@ pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
     for (k, v) in [
         ("vae.scale_factor", format!("{scale}")),
         ("vae.latent_std", format!("{std}")),
-        ("vae.data", opts.data.name()),
+        ("vae.data", data.to_string()),
         ("vae.recon", format!("{:?}", opts.loss.recon)),
         ("vae.kl_weight", format!("{}", opts.loss.kl_weight)),
         ("vae.steps", format!("{}", opts.steps)),
@@ -256,7 +273,7 @@ pub fn train_vae(opts: &TrainVaeOptions) -> Result<VaeReport> {
     println!(
         "{{\"psnr_db\":{psnr:.3},\"kl\":{kl:.3},\"latent_std\":{std:.5},\"scale_factor\":{scale:.5},\"train_seconds\":{train_seconds:.1},\"steps\":{},\"data\":\"{}\"}}",
         opts.steps,
-        opts.data.name().replace('"', "'")
+        data.replace('"', "'")
     );
     Ok(VaeReport {
         psnr_db: psnr,

@@ -153,6 +153,26 @@ enum Bank {
     Images(Vec<Vec<Vec<f32>>>),
 }
 
+impl Sprites {
+    /// The clips' dataset name, as checkpoints record it: `moving-digits` for the procedural
+    /// glyphs, `moving-<dataset>` otherwise (`moving-uci-digits`).
+    pub fn dataset_name(&self) -> String {
+        match self {
+            Sprites::Procedural | Sprites::Dataset(DataSource::Digits) => "moving-digits".into(),
+            Sprites::Dataset(d) => format!("moving-{}", d.name()),
+        }
+    }
+
+    /// The sprites of a name [`dataset_name`](Self::dataset_name) wrote, or a dataset name
+    /// (`digits`, `uci-digits`, …) for the glyphs themselves.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.strip_prefix("moving-").unwrap_or(name) {
+            "digits" => Ok(Sprites::Procedural),
+            other => Ok(Sprites::Dataset(DataSource::parse(other)?)),
+        }
+    }
+}
+
 impl MovingDigits {
     /// Checks every setting, saying the valid range of a wrong one.
     pub fn validate(&self) -> Result<()> {
