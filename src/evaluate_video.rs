@@ -79,7 +79,8 @@ pub fn load_or_train_scorer(gen: &MovingDigits, cache: &Path) -> Result<ClipScor
         ..ClassifierTrainOptions::default()
     };
     let mut scorer = ClipScorer::train(&real, SCORER_SEED, &opts)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e, "check the --scorer-cache folder"))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(&dir, e, "check the --scorer-cache folder"))?;
     scorer.save(&path)?;
     Ok(scorer)
 }
@@ -154,10 +155,18 @@ pub fn evaluate_video(req: &VideoEvalRequest) -> Result<VideoEval> {
     for (i, ids) in labels.chunks(CHUNK).enumerate() {
         let chunk_how = Draw {
             seed: req.seed.wrapping_add(i as u64),
-            ..how.clone()
+            ..how
         };
         let y = Condition::labels(ids);
-        let x = draw(&*loaded.model, &loaded.diffusion, &loaded.shape, ids.len(), &y, &chunk_how, &mut |_| {})?;
+        let x = draw(
+            &*loaded.model,
+            &loaded.diffusion,
+            &loaded.shape,
+            ids.len(),
+            &y,
+            &chunk_how,
+            &mut |_| {},
+        )?;
         parts.push(to_pixels(&x, vae.as_ref(), &loaded.norm));
         bar.step(0.0);
     }
@@ -165,7 +174,10 @@ pub fn evaluate_video(req: &VideoEvalRequest) -> Result<VideoEval> {
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     let pixels = concatenate(Axis(0), &views).expect("chunks share their shape");
     let real = gen.generate(2 * req.per_class * NUM_CLASSES, REAL_SEED)?;
-    let clips = pixels.view().into_dimensionality().expect("(N, 1, F, H, W)");
+    let clips = pixels
+        .view()
+        .into_dimensionality()
+        .expect("(N, 1, F, H, W)");
     let report = score_clips(&scorer, clips, &labels, &real, req.seed)?;
     println!("{report} (guidance {guidance}, DDIM {} steps)", req.steps);
     println!("{}", report.to_json());

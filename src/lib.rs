@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod demo_video;
 pub mod diffusion;
 pub mod dit;
 pub mod error;

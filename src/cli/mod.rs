@@ -7,11 +7,14 @@ pub mod interpolate;
 pub mod sample;
 pub mod train;
 pub mod vae;
+pub mod video;
 
 use crate::data::toy2d::Toy2d;
 use crate::data::DataSource;
 use crate::demo::run_demo;
+use crate::demo_video::run_video_demo;
 use crate::error::Result;
+use crate::evaluate_video::evaluate_video;
 use crate::interpolate::interpolate;
 use crate::metrics::score_checkpoint;
 use crate::sample::sample;
@@ -60,6 +63,26 @@ pub enum Command {
     Evaluate(Box<sample::EvaluateArgs>),
     /// Encode a dataset with a trained VAE into a latent file that latent diffusion trains on.
     Encode(vae::EncodeArgs),
+    /// The video demo: moving digits → VAE on frames → latent clips → image DiT → inflated
+    /// video DiT (alternating) → clips of every (digit, motion) → digit, motion, consistency
+    /// and FVD (about 10 minutes on 2 cores; writes out/demo-video/).
+    #[command(name = "demo-video")]
+    DemoVideo(video::DemoVideoArgs),
+    /// Draw moving-digit clips and encode them frame by frame with an image VAE into a latent
+    /// clip file that a video DiT trains on.
+    #[command(name = "encode-video")]
+    EncodeVideo(video::EncodeVideoArgs),
+    /// Build a video DiT from a trained image DiT: its blocks become the spatial ones, the
+    /// temporal layers start silent, so it is the image model frame by frame at step 0.
+    Inflate(video::InflateArgs),
+    /// Sample a video checkpoint: clips of one (digit, motion) or of every class, as a GIF and
+    /// a PNG strip (one clip per row), optionally the denoising as a GIF.
+    #[command(name = "sample-video")]
+    SampleVideo(Box<video::SampleVideoArgs>),
+    /// Score a video checkpoint: digit and motion accuracy, speed error, identity consistency
+    /// and Fréchet video distance of its clips.
+    #[command(name = "evaluate-video")]
+    EvaluateVideo(Box<video::EvaluateVideoArgs>),
 }
 
 /// The flags of `minisora train-2d`.
@@ -86,6 +109,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Interpolate(args) => interpolate(&(*args).into()).map(|_| ()),
         Command::Evaluate(args) => score_checkpoint(&(*args).into()).map(|_| ()),
         Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),
+        Command::DemoVideo(a) => a.options().and_then(|o| run_video_demo(&o).map(|_| ())),
+        Command::EncodeVideo(a) => a.run(),
+        Command::Inflate(a) => a.run(),
+        Command::SampleVideo(a) => a.request().and_then(|r| sample(&r).map(|_| ())),
+        Command::EvaluateVideo(a) => evaluate_video(&(*a).into()).map(|_| ()),
         Command::Encode(a) => DataSource::parse(&a.data).and_then(|d| {
             let (count, secs) = encode_dataset(&a.checkpoint, &d, a.n, a.seed, &a.out)?;
             println!(

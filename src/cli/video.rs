@@ -1,0 +1,288 @@
+//! The video commands' flags: `demo-video`, `encode-video`, `inflate`, `sample-video` and
+//! `evaluate-video`. Each only reads flags; the work is the library function it names.
+
+use crate::demo_video::VideoDemoOptions;
+use crate::dit::load_dit;
+use crate::error::{Error, Result};
+use crate::evaluate_video::VideoEvalRequest;
+use crate::sample::SampleRequest;
+use crate::tensor::rng;
+use crate::video::checkpoint::save_video_dit;
+use crate::video::encode::encode_clips;
+use crate::video::inflate::inflate;
+use crate::video::moving_digits::{label, Motion, MovingDigits, Sprites, MOTIONS};
+use crate::video::Layout;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The flags of `minisora demo-video`; every default is [`VideoDemoOptions::default`]'s.
+#[derive(Clone, Debug, Args)]
+pub struct DemoVideoArgs {
+    /// Folder for everything the demo writes.
+    #[arg(long, default_value_os_t = VideoDemoOptions::default().out)]
+    pub out: PathBuf,
+    /// Seed of the clips, the initialisations, the batches and the samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The digit glyphs: `digits` (procedural) or a real digit set such as `uci-digits`.
+    #[arg(long, default_value = "digits")]
+    pub sprites: String,
+    /// Training clips.
+    #[arg(long, default_value_t = VideoDemoOptions::default().clips)]
+    pub clips: usize,
+    /// The image DiT inflated into the video DiT (DiT-mini/2, DiT-tiny/2, …).
+    #[arg(long, default_value_t = VideoDemoOptions::default().image_dit)]
+    pub image_dit: String,
+    /// Video DiT training steps.
+    #[arg(long, default_value_t = VideoDemoOptions::default().video_steps)]
+    pub video_steps: u64,
+    /// Clips per video DiT step.
+    #[arg(long, default_value_t = VideoDemoOptions::default().video_batch)]
+    pub video_batch: usize,
+    /// VAE training steps.
+    #[arg(long, default_value_t = VideoDemoOptions::default().vae_steps)]
+    pub vae_steps: u64,
+    /// Image DiT training steps (before inflation).
+    #[arg(long, default_value_t = VideoDemoOptions::default().image_steps)]
+    pub image_steps: u64,
+    /// Clips sampled per class for the scores.
+    #[arg(long, default_value_t = VideoDemoOptions::default().per_class)]
+    pub per_class: usize,
+    /// Classifier-free guidance of the samples.
+    #[arg(long, default_value_t = VideoDemoOptions::default().guidance)]
+    pub guidance: f32,
+}
+
+impl DemoVideoArgs {
+    pub fn options(&self) -> Result<VideoDemoOptions> {
+        Ok(VideoDemoOptions {
+            out: self.out.clone(),
+            seed: self.seed,
+            sprites: Sprites::parse(&self.sprites)?,
+            clips: self.clips,
+            image_dit: self.image_dit.clone(),
+            video_steps: self.video_steps,
+            video_batch: self.video_batch,
+            vae_steps: self.vae_steps,
+            image_steps: self.image_steps,
+            per_class: self.per_class,
+            guidance: self.guidance,
+            ..VideoDemoOptions::default()
+        })
+    }
+}
+
+/// The flags of `minisora encode-video`.
+#[derive(Clone, Debug, Args)]
+pub struct EncodeVideoArgs {
+    /// The image VAE (trained on single frames, e.g. by `demo-video`).
+    #[arg(long, default_value = "out/demo-video/vae/vae.safetensors")]
+    pub vae: PathBuf,
+    /// The digit glyphs: `digits` (procedural) or a real digit set such as `uci-digits`.
+    #[arg(long, default_value = "digits")]
+    pub sprites: String,
+    /// Frames per clip (1 to 32).
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Clips to draw and encode.
+    #[arg(long, default_value_t = 2000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The latent clip file to write.
+    #[arg(long, default_value = "out/video/latents.safetensors")]
+    pub out: PathBuf,
+}
+
+impl EncodeVideoArgs {
+    /// Draws the clips and encodes them.
+    pub fn run(&self) -> Result<()> {
+        let gen = MovingDigits {
+            frames: self.frames,
+            sprites: Sprites::parse(&self.sprites)?,
+            ..MovingDigits::default()
+        };
+        let clips = gen.generate(self.n, self.seed)?;
+        let name = gen.sprites.dataset_name();
+        let (n, secs) = encode_clips(&self.vae, &clips, &self.out, &name)?;
+        println!(
+            "encoded {n} clips of {name} ({} frames) into {} in {secs:.1} s",
+            self.frames,
+            self.out.display()
+        );
+        println!(
+            "{{\"clips\":{n},\"frames\":{},\"seconds\":{secs:.2}}}",
+            self.frames
+        );
+        Ok(())
+    }
+}
+
+/// The flags of `minisora inflate`.
+#[derive(Clone, Debug, Args)]
+pub struct InflateArgs {
+    /// A trained image DiT (adaLN-Zero).
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// alternating (Latte) or factorized (STDiT).
+    #[arg(long, default_value = "alternating")]
+    pub layout: String,
+    /// Latent frames per clip (1 to 32).
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Video classes per image class: video class `c·K + k` starts from image class `c`
+    /// (4 for the moving digits' left, right, up, down).
+    #[arg(long, default_value_t = MOTIONS.len())]
+    pub motions: usize,
+    /// The video checkpoint to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl InflateArgs {
+    pub fn run(&self) -> Result<()> {
+        let image = load_dit(&self.ckpt)?;
+        let layout = Layout::parse(&self.layout)?;
+        let class_of: Vec<usize> = (0..image.config.num_classes * self.motions)
+            .map(|v| v / self.motions.max(1))
+            .collect();
+        let mut video = inflate(&image, layout, self.frames, &class_of, &mut rng(0))?;
+        save_video_dit(&self.out, &mut video, &BTreeMap::new())?;
+        println!(
+            "inflated {} into a {} video DiT of {} frames, {} classes: wrote {}",
+            self.ckpt.display(),
+            layout.name(),
+            self.frames,
+            class_of.len(),
+            self.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// The flags of `minisora sample-video`.
+#[derive(Clone, Debug, Args)]
+pub struct SampleVideoArgs {
+    /// A video checkpoint (`minisora train --model video-…` or `demo-video`).
+    #[arg(long, default_value = "out/demo-video/video-dit/video.safetensors")]
+    pub ckpt: PathBuf,
+    /// The image VAE that decodes the frames.
+    #[arg(long, default_value = "out/demo-video/vae/vae.safetensors")]
+    pub vae: PathBuf,
+    /// Only this class (digit·4 + motion); or give --digit and --motion.
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// The digit to draw (with --motion).
+    #[arg(long)]
+    pub digit: Option<usize>,
+    /// left, right, up or down (with --digit).
+    #[arg(long)]
+    pub motion: Option<String>,
+    /// Classifier-free guidance scale (1 = none).
+    #[arg(long, default_value_t = 1.5)]
+    pub cfg_scale: f32,
+    /// Sampling steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// ddim or ddpm.
+    #[arg(long, default_value = "ddim")]
+    pub sampler: String,
+    /// Frames per clip (default: the trained length; up to 32).
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Clips per class.
+    #[arg(long, default_value_t = 4)]
+    pub n: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The GIF to write (and a PNG strip beside it).
+    #[arg(long, default_value = "clip.gif")]
+    pub out: PathBuf,
+    /// Also write the denoising of the clips as a GIF here.
+    #[arg(long)]
+    pub trajectory: Option<PathBuf>,
+}
+
+impl SampleVideoArgs {
+    /// The request: `--class`, or `--digit` with `--motion`.
+    pub fn request(&self) -> Result<SampleRequest> {
+        let class = match (self.class, self.digit, &self.motion) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Error::new(
+                    "--class with --digit/--motion",
+                    "give either --class N or --digit D --motion M",
+                ))
+            }
+            (c, None, None) => c,
+            (None, Some(d), Some(m)) if d < 10 => Some(label(d, Motion::parse(m)?)),
+            (None, Some(d), Some(_)) => {
+                return Err(Error::new(
+                    format!("--digit {d}"),
+                    "use a digit from 0 to 9",
+                ))
+            }
+            (None, _, _) => {
+                return Err(Error::new(
+                    "--digit and --motion go together",
+                    "give both, e.g. --digit 3 --motion left",
+                ))
+            }
+        };
+        Ok(SampleRequest {
+            ckpt: self.ckpt.clone(),
+            class,
+            cfg_scale: self.cfg_scale,
+            steps: self.steps,
+            sampler: self.sampler.clone(),
+            eta: 0.0,
+            seed: self.seed,
+            n: self.n,
+            out: self.out.with_extension("gif"),
+            trajectory: self.trajectory.clone(),
+            vae: self.vae.clone(),
+            frames: self.frames,
+        })
+    }
+}
+
+/// The flags of `minisora evaluate-video`.
+#[derive(Clone, Debug, Args)]
+pub struct EvaluateVideoArgs {
+    #[arg(long, default_value = "out/demo-video/video-dit/video.safetensors")]
+    pub ckpt: PathBuf,
+    #[arg(long, default_value = "out/demo-video/vae/vae.safetensors")]
+    pub vae: PathBuf,
+    /// Clips per class.
+    #[arg(long, default_value_t = 4)]
+    pub per_class: usize,
+    /// Guidance scale (default: the one the run sampled with).
+    #[arg(long)]
+    pub cfg_scale: Option<f32>,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 25)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The dataset that judges the clips (default: the checkpoint's), e.g. moving-uci-digits.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Where the clip scorer is cached.
+    #[arg(long, default_value = "out/scorer")]
+    pub scorer_cache: PathBuf,
+}
+
+impl From<EvaluateVideoArgs> for VideoEvalRequest {
+    fn from(a: EvaluateVideoArgs) -> Self {
+        VideoEvalRequest {
+            ckpt: a.ckpt,
+            vae: a.vae,
+            per_class: a.per_class,
+            guidance: a.cfg_scale,
+            steps: a.steps,
+            seed: a.seed,
+            data: a.data,
+            scorer_cache: a.scorer_cache,
+        }
+    }
+}
