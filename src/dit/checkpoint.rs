@@ -55,7 +55,14 @@ pub fn save_dit(
 /// missing, extra or misshapen tensor, or a `pos_embed` that is not this config's table, is
 /// an error naming it.
 pub fn load_dit(path: &Path) -> Result<DiT> {
-    let config = DiTConfig::from_metadata(&read_metadata(path)?)?;
+    let meta = read_metadata(path)?;
+    if meta.contains_key("video.frames") {
+        return Err(Error::new(
+            format!("{} holds a video DiT, not an image DiT", path.display()),
+            "pass an image DiT checkpoint (`minisora train --model DiT-…`)",
+        ));
+    }
+    let config = DiTConfig::from_metadata(&meta)?;
     let mut model = DiT::new(config, &mut rng(0))?;
     let (mut extra, _) = load_checkpoint_with(path, &mut model, &[POS_EMBED])?;
     let stored = extra.remove(POS_EMBED).expect("requested above");
