@@ -136,6 +136,7 @@ fn run(args: &Args) -> Result<()> {
                 ckpt: image.clone(),
                 layout: "alternating".into(),
                 frames: 8,
+                temporal_patch: 1,
                 motions: 4,
                 out: inflated.clone(),
             }

@@ -11,13 +11,13 @@
 use crate::diffusion::{draw, Condition, Draw, SamplerKind};
 use crate::error::{Error, Result};
 use crate::io::progress::Progress;
+use crate::metrics::video::clips::{score_clips, VideoReport};
+use crate::metrics::video::scorer::{scorer_path, ClipScorer};
 use crate::metrics::ClassifierTrainOptions;
 use crate::models::{load_model, Loaded};
 use crate::sample::decoder;
 use crate::train::preview::to_pixels;
-use crate::video::metrics::{score_clips, VideoReport};
-use crate::video::moving_digits::{MovingDigits, Sprites, NUM_CLASSES};
-use crate::video::scorer::{scorer_path, ClipScorer};
+use crate::video::moving_digits::{MovingDigits, NUM_CLASSES};
 use ndarray::{concatenate, ArrayD, Axis};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,7 +61,7 @@ pub struct VideoEval {
 
 /// The cached scorer for `gen`'s clips, or one trained now on [`SCORER_CLIPS`] real clips.
 pub fn load_or_train_scorer(gen: &MovingDigits, cache: &Path) -> Result<ClipScorer> {
-    let dir = cache.join(gen.sprites.dataset_name());
+    let dir = cache.join(gen.dataset_name());
     let path = scorer_path(&dir, gen.frames);
     if path.is_file() {
         if let Ok(scorer) = ClipScorer::load(&path) {
@@ -70,7 +70,7 @@ pub fn load_or_train_scorer(gen: &MovingDigits, cache: &Path) -> Result<ClipScor
     }
     println!(
         "training the clip scorer on {SCORER_CLIPS} real clips of {} (cached in {})",
-        gen.sprites.dataset_name(),
+        gen.dataset_name(),
         path.display()
     );
     let real = gen.generate(SCORER_CLIPS, SCORER_SEED)?;
@@ -113,11 +113,7 @@ fn generator(loaded: &Loaded, ckpt: &Path, data: Option<&str>) -> Result<MovingD
                 "pass --data moving-digits (or moving-uci-digits)",
             )
         })?;
-    Ok(MovingDigits {
-        frames: loaded.shape[1],
-        sprites: Sprites::parse(&name)?,
-        ..MovingDigits::default()
-    })
+    MovingDigits::from_name(&name, loaded.shape[1])
 }
 
 // ANCHOR: evaluate_video

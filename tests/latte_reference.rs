@@ -15,6 +15,8 @@
 //! loss is $L = \frac{1}{N}\sum_i (o_i - r_i)^2$ over every element, so
 //! $\partial L / \partial o = 2 (o - r) / N$.
 
+mod support;
+
 use minisora::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use minisora::dit::DiTConfig;
 use minisora::io::checkpoint::{load_tensors, Tensors};
@@ -25,6 +27,7 @@ use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
 use ndarray::{Array2, ArrayD, IxDyn};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use support::reference::{loss_and_grad, relative_error};
 
 /// Output tolerance, relative to the fixture output's largest magnitude.
 const OUTPUT_TOL: f64 = 1e-4;
@@ -167,39 +170,6 @@ impl Fixture {
         model.set_tables(self.table("pos_embed"), self.table("temp_embed"));
         model
     }
-}
-
-/// $\max_i |a_i - b_i| / \max_i |b_i|$: the error of `got` relative to the scale of `want`.
-fn relative_error(got: &ArrayD<f32>, want: &ArrayD<f32>) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "shapes differ");
-    let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want.iter())
-        .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
-    assert!(scale > 0.0, "a reference tensor is all zeros");
-    diff / scale
-}
-
-/// `L = mean((out - target)^2)` in f64, and `dL/dout = 2 (out - target) / N`.
-fn loss_and_grad(out: &ArrayD<f32>, target: &ArrayD<f32>) -> (f64, ArrayD<f32>) {
-    assert_eq!(out.shape(), target.shape(), "output vs target shape");
-    let n = out.len() as f64;
-    let loss = out
-        .iter()
-        .zip(target.iter())
-        .map(|(&o, &r)| (o as f64 - r as f64).powi(2))
-        .sum::<f64>()
-        / n;
-    let d_out = ArrayD::from_shape_vec(
-        IxDyn(out.shape()),
-        out.iter()
-            .zip(target.iter())
-            .map(|(&o, &r)| (2.0 * (o as f64 - r as f64) / n) as f32)
-            .collect(),
-    )
-    .expect("same shape");
-    (loss, d_out)
 }
 
 /// Every parameter gradient's error relative to its fixture tensor, worst first.

@@ -4,10 +4,10 @@
 //! motion back.
 
 use minisora::data::DataSource;
+use minisora::metrics::video::track::{centroid, main_motion, track};
 use minisora::video::moving_digits::{
     caption, class_name, label, unlabel, Motion, MovingDigits, Sprites, MOTIONS, NUM_CLASSES,
 };
-use minisora::video::track::{centroid, main_motion, track};
 use ndarray::{s, Axis};
 
 #[test]

@@ -3,12 +3,12 @@
 //! consistency, noise is far from real; the scorer survives a save and load; clips of another
 //! length are refused.
 
+use minisora::metrics::video::clips::score_clips;
+use minisora::metrics::video::scorer::{scorer_path, ClipScorer};
 use minisora::metrics::ClassifierTrainOptions;
 use minisora::tensor::{init, rng};
 use minisora::video::clip_set::ClipSet;
-use minisora::video::metrics::score_clips;
 use minisora::video::moving_digits::MovingDigits;
-use minisora::video::scorer::{scorer_path, ClipScorer};
 use ndarray::{s, Array5, Axis, Ix5};
 use std::sync::OnceLock;
 

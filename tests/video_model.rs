@@ -64,7 +64,7 @@ fn an_inflated_model_is_the_image_model_frame_by_frame() {
     };
 
     // factorized: the temporal table enters only the silent temporal attention — exact
-    let video = inflate(&dit, Layout::Factorized, 3, &class_of, &mut rng(5)).unwrap();
+    let video = inflate(&dit, Layout::Factorized, 3, 1, &class_of, &mut rng(5)).unwrap();
     let err = rel_err(&video_out(&video), &want);
     assert!(
         err <= 1e-6,
@@ -72,7 +72,7 @@ fn an_inflated_model_is_the_image_model_frame_by_frame() {
     );
 
     // alternating: Latte's temp_embed sits in the residual stream; with it at zero, exact …
-    let mut video = inflate(&dit, Layout::Alternating, 3, &class_of, &mut rng(5)).unwrap();
+    let mut video = inflate(&dit, Layout::Alternating, 3, 1, &class_of, &mut rng(5)).unwrap();
     assert_eq!(
         video.config.dit.depth, 4,
         "one temporal block per image block"
@@ -93,7 +93,7 @@ fn an_inflated_model_is_the_image_model_frame_by_frame() {
     );
 
     // the temporal layers start at zero output: their gradients still flow
-    let mut video = inflate(&dit, Layout::Factorized, 3, &class_of, &mut rng(5)).unwrap();
+    let mut video = inflate(&dit, Layout::Factorized, 3, 1, &class_of, &mut rng(5)).unwrap();
     let (out, cache) = video.forward(x.view(), &t, Some(&y));
     video.zero_grad();
     video.backward(&cache, out.view());
@@ -109,17 +109,56 @@ fn an_inflated_model_is_the_image_model_frame_by_frame() {
     );
 }
 
+/// Tubelets inflated as I3D inflates a kernel: a clip whose frames come in equal pairs gives
+/// the image model's output on each frame; a clip whose pairs differ does not.
+#[test]
+fn an_inflated_tubelet_model_reads_each_pair_as_its_mean_frame() {
+    let dit = image_dit(1);
+    let class_of = [0, 1, 2];
+    let pairs = clips(2); // (2, 4, 3, 8, 8): frames 0, 1, 2
+    let x = ndarray::concatenate(
+        Axis(2),
+        &[
+            pairs.slice(s![.., .., 0..1, .., ..]),
+            pairs.slice(s![.., .., 0..1, .., ..]),
+            pairs.slice(s![.., .., 1..2, .., ..]),
+            pairs.slice(s![.., .., 1..2, .., ..]),
+        ],
+    )
+    .unwrap(); // frames 0, 0, 1, 1
+    let (t, y) = (vec![10, 900], vec![1, 3]);
+    let want = frame_by_frame(&dit, &x, &t, &[1, 3]);
+    let video = inflate(&dit, Layout::Factorized, 4, 2, &class_of, &mut rng(5)).unwrap();
+    let e_y = video.y_embedder.forward_infer(Some(&y), 2);
+    let err = rel_err(&video.forward_infer_embedded(x.view(), &t, &e_y), &want);
+    assert!(
+        err <= 1e-5,
+        "equal pairs: the inflated tubelet model differs by {err}"
+    );
+    let mut x2 = x.clone();
+    x2.slice_mut(s![.., .., 1, .., ..])
+        .assign(&pairs.slice(s![.., .., 2, .., ..]));
+    let err = rel_err(
+        &video.forward_infer_embedded(x2.view(), &t, &e_y),
+        &frame_by_frame(&dit, &x2, &t, &[1, 3]),
+    );
+    assert!(
+        err > 1e-3,
+        "a tubelet mixes its frames: unequal pairs should differ ({err})"
+    );
+}
+
 #[test]
 fn inflation_rejects_what_it_cannot_build() {
     let dit = image_dit(1);
-    let full = inflate(&dit, Layout::Full, 3, &[0, 1], &mut rng(0))
+    let full = inflate(&dit, Layout::Full, 3, 1, &[0, 1], &mut rng(0))
         .err()
         .unwrap();
     assert!(
         full.to_string().contains("alternating or factorized"),
         "{full}"
     );
-    let classes = inflate(&dit, Layout::Alternating, 3, &[0, 7], &mut rng(0))
+    let classes = inflate(&dit, Layout::Alternating, 3, 1, &[0, 7], &mut rng(0))
         .err()
         .unwrap();
     assert!(classes.to_string().contains("image class 7"), "{classes}");

@@ -31,6 +31,11 @@ pub struct DemoVideoArgs {
     /// Training clips.
     #[arg(long, default_value_t = VideoDemoOptions::default().clips)]
     pub clips: usize,
+    /// Slowest and fastest speed of the digits, pixels per frame.
+    #[arg(long, default_value_t = VideoDemoOptions::default().min_speed)]
+    pub min_speed: usize,
+    #[arg(long, default_value_t = VideoDemoOptions::default().max_speed)]
+    pub max_speed: usize,
     /// The image DiT inflated into the video DiT (DiT-mini/2, DiT-tiny/2, …).
     #[arg(long, default_value_t = VideoDemoOptions::default().image_dit)]
     pub image_dit: String,
@@ -43,6 +48,9 @@ pub struct DemoVideoArgs {
     /// VAE training steps.
     #[arg(long, default_value_t = VideoDemoOptions::default().vae_steps)]
     pub vae_steps: u64,
+    /// Frames per spacetime patch of the video DiT: 1 (per frame) or 2 (tubelets).
+    #[arg(long, default_value_t = VideoDemoOptions::default().temporal_patch)]
+    pub temporal_patch: usize,
     /// Image DiT training steps (before inflation).
     #[arg(long, default_value_t = VideoDemoOptions::default().image_steps)]
     pub image_steps: u64,
@@ -61,10 +69,13 @@ impl DemoVideoArgs {
             seed: self.seed,
             sprites: Sprites::parse(&self.sprites)?,
             clips: self.clips,
+            min_speed: self.min_speed,
+            max_speed: self.max_speed,
             image_dit: self.image_dit.clone(),
             video_steps: self.video_steps,
             video_batch: self.video_batch,
             vae_steps: self.vae_steps,
+            temporal_patch: self.temporal_patch,
             image_steps: self.image_steps,
             per_class: self.per_class,
             guidance: self.guidance,
@@ -85,6 +96,11 @@ pub struct EncodeVideoArgs {
     /// Frames per clip (1 to 32).
     #[arg(long, default_value_t = 8)]
     pub frames: usize,
+    /// Slowest and fastest speed of the digits, pixels per frame.
+    #[arg(long, default_value_t = 1)]
+    pub min_speed: usize,
+    #[arg(long, default_value_t = 2)]
+    pub max_speed: usize,
     /// Clips to draw and encode.
     #[arg(long, default_value_t = 2000)]
     pub n: usize,
@@ -101,10 +117,12 @@ impl EncodeVideoArgs {
         let gen = MovingDigits {
             frames: self.frames,
             sprites: Sprites::parse(&self.sprites)?,
+            min_speed: self.min_speed,
+            max_speed: self.max_speed,
             ..MovingDigits::default()
         };
         let clips = gen.generate(self.n, self.seed)?;
-        let name = gen.sprites.dataset_name();
+        let name = gen.dataset_name();
         let (n, secs) = encode_clips(&self.vae, &clips, &self.out, &name)?;
         println!(
             "encoded {n} clips of {name} ({} frames) into {} in {secs:.1} s",
@@ -131,6 +149,10 @@ pub struct InflateArgs {
     /// Latent frames per clip (1 to 32).
     #[arg(long, default_value_t = 8)]
     pub frames: usize,
+    /// Frames per spacetime patch: 1, or tubelets whose kernel is the image kernel spread
+    /// evenly over the frames (I3D's inflation).
+    #[arg(long, default_value_t = 1)]
+    pub temporal_patch: usize,
     /// Video classes per image class: video class `c·K + k` starts from image class `c`
     /// (4 for the moving digits' left, right, up, down).
     #[arg(long, default_value_t = MOTIONS.len())]
@@ -147,7 +169,14 @@ impl InflateArgs {
         let class_of: Vec<usize> = (0..image.config.num_classes * self.motions)
             .map(|v| v / self.motions.max(1))
             .collect();
-        let mut video = inflate(&image, layout, self.frames, &class_of, &mut rng(0))?;
+        let mut video = inflate(
+            &image,
+            layout,
+            self.frames,
+            self.temporal_patch,
+            &class_of,
+            &mut rng(0),
+        )?;
         save_video_dit(&self.out, &mut video, &BTreeMap::new())?;
         println!(
             "inflated {} into a {} video DiT of {} frames, {} classes: wrote {}",

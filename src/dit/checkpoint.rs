@@ -32,14 +32,7 @@ pub fn save_dit(
     extra_metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut meta = model.config.to_metadata();
-    for (k, v) in extra_metadata {
-        if meta.insert(k.clone(), v.clone()).is_some() {
-            return Err(Error::new(
-                format!("metadata key {k} is the DiT config's own"),
-                "rename the extra metadata key (dit.* keys are reserved for the config)",
-            ));
-        }
-    }
+    add_metadata(&mut meta, extra_metadata)?;
     let (t, d) = model.pos_embed().dim();
     let pos = model
         .pos_embed()
@@ -49,6 +42,23 @@ pub fn save_dit(
         .into_dyn()
         .to_owned();
     save_checkpoint_with(path, model, &[(POS_EMBED, pos.view())], &meta)
+}
+
+/// Adds `extra` to a config's metadata `meta`; an extra key that is one of the config's own
+/// is an error naming it.
+pub fn add_metadata(
+    meta: &mut BTreeMap<String, String>,
+    extra: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in extra {
+        if meta.insert(k.clone(), v.clone()).is_some() {
+            return Err(Error::new(
+                format!("metadata key {k} is the model config's own"),
+                "rename the extra metadata key (dit.* and video.* keys hold the config)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds the DiT described by the file's metadata and loads every tensor into it. A

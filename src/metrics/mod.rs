@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod frechet;
 pub mod score;
 pub mod train;
+pub mod video;
 
 pub use classifier::{Classifier, ClassifierCache, ClassifierConfig};
 pub use evaluate::{accuracy, evaluate, evaluate_seeded, EvalReport};

@@ -25,13 +25,24 @@ pub const FAMILY: Family = Family {
 };
 
 /// The flags that shape a video DiT.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct VideoFlags {
     pub layout: Layout,
     /// Frames per patch (1: per-frame patches; more: tubelets).
     pub temporal_patch: usize,
     /// Start from this video checkpoint's weights (`minisora inflate` writes one).
     pub init: Option<PathBuf>,
+}
+
+impl Default for VideoFlags {
+    /// Latte's layout with per-frame patches, from a fresh initialisation.
+    fn default() -> Self {
+        VideoFlags {
+            layout: Layout::Alternating,
+            temporal_patch: 1,
+            init: None,
+        }
+    }
 }
 
 impl Net for VideoDiT {
@@ -85,7 +96,7 @@ fn train_named(name: &str, flags: &ModelFlags, opts: &TrainOptions) -> Result<Tr
         name,
         v.layout,
         f,
-        v.temporal_patch.max(1),
+        v.temporal_patch,
         h,
         c,
         data.num_classes(),

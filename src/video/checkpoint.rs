@@ -7,8 +7,8 @@
 
 use super::config::VideoDiTConfig;
 use super::model::VideoDiT;
-use crate::dit::checkpoint::{fixed_table, POS_EMBED};
-use crate::error::{Error, Result};
+use crate::dit::checkpoint::{add_metadata, fixed_table, POS_EMBED};
+use crate::error::Result;
 use crate::io::checkpoint::{load_checkpoint_with, read_metadata, save_checkpoint_with};
 use crate::tensor::rng;
 use ndarray::{Array2, ArrayD};
@@ -35,14 +35,7 @@ pub fn save_video_dit(
     extra_metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut meta = model.config.to_metadata();
-    for (k, v) in extra_metadata {
-        if meta.insert(k.clone(), v.clone()).is_some() {
-            return Err(Error::new(
-                format!("metadata key {k} is the video DiT config's own"),
-                "rename the extra metadata key (dit.* and video.* keys hold the config)",
-            ));
-        }
-    }
+    add_metadata(&mut meta, extra_metadata)?;
     let tables = tables(model);
     let views: Vec<_> = tables.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
     save_checkpoint_with(path, model, &views, &meta)

@@ -121,15 +121,6 @@ impl VideoDiTConfig {
         self.dit.num_patches()
     }
 
-    /// The image DiT's config: one frame of this model (depth halved for `alternating`).
-    pub fn frame_config(&self) -> DiTConfig {
-        let mut dit = self.dit.clone();
-        if self.layout == Layout::Alternating {
-            dit.depth /= 2;
-        }
-        dit
-    }
-
     /// Checks the image part and the temporal fields; the error names the field and the fix.
     pub fn validate(&self) -> Result<()> {
         self.dit.validate()?;

@@ -25,13 +25,14 @@ use crate::error::{Error, Result};
 use crate::tensor::Rng;
 
 // ANCHOR: inflate
-/// The video DiT for clips of `frames` latent frames whose spatial layers are `image`'s and
-/// whose temporal layers add nothing yet. `class_of[v]` is the image class video class `v`
-/// starts from.
+/// The video DiT for clips of `frames` latent frames, cut into patches of `temporal_patch`
+/// frames, whose spatial layers are `image`'s and whose temporal layers add nothing yet.
+/// `class_of[v]` is the image class video class `v` starts from.
 pub fn inflate(
     image: &DiT,
     layout: Layout,
     frames: usize,
+    temporal_patch: usize,
     class_of: &[usize],
     rng: &mut Rng,
 ) -> Result<VideoDiT> {
@@ -44,7 +45,7 @@ pub fn inflate(
     let config = VideoDiTConfig {
         dit,
         frames,
-        temporal_patch: 1,
+        temporal_patch,
         layout,
     };
     let mut video = VideoDiT::new(config, rng)?;
@@ -73,12 +74,12 @@ pub fn inflate(
         ),
         Layout::Full => unreachable!("checked"),
     };
-    video.x_embedder = image.x_embedder.clone();
     video.t_embedder = image.t_embedder.clone();
-    video.final_layer = match &image.trunk {
-        crate::dit::Trunk::AdaLn { final_layer, .. } => final_layer.clone(),
+    let final_layer = match &image.trunk {
+        crate::dit::Trunk::AdaLn { final_layer, .. } => final_layer,
         _ => unreachable!("checked: adaLN-Zero"),
     };
+    inflate_tubelets(&mut video, image, final_layer, temporal_patch);
     // video class v starts at image class class_of[v]; the null label at the null label
     let table = image.y_embedder.embedding_table.weight.v2();
     let rows: Vec<usize> = class_of
@@ -95,6 +96,45 @@ pub fn inflate(
     Ok(video)
 }
 // ANCHOR_END: inflate
+
+// ANCHOR: inflate_tubelets
+/// The patch embedding and the final layer for patches of `pt` frames, as I3D inflates a 2-D
+/// convolution: each of the `pt` frames of the kernel is the image kernel divided by `pt` (a
+/// tubelet's token is the image token of its frames' mean), and the final Linear repeats the
+/// image's outputs for each of the `pt` frames. With `pt = 1` both are copies.
+fn inflate_tubelets(video: &mut VideoDiT, image: &DiT, last: &crate::dit::FinalLayer, pt: usize) {
+    // x_embedder: (D, C, p, p) → (D, C, p_t, p, p), weight / p_t along time
+    let w = image.x_embedder.weight.value.view();
+    let (d, c, p) = (w.shape()[0], w.shape()[1], w.shape()[2]);
+    let mut tube = video
+        .x_embedder
+        .weight
+        .value
+        .view_mut()
+        .into_shape_with_order((d, c, pt, p * p))
+        .expect("contiguous");
+    let flat = w.to_shape((d, c, p * p)).expect("contiguous");
+    for tau in 0..pt {
+        let mut slice = tube.index_axis_mut(ndarray::Axis(2), tau);
+        slice.assign(&flat.mapv(|v| v / pt as f32));
+    }
+    video.x_embedder.bias = image.x_embedder.bias.clone();
+    // final_layer.linear: D → p·p·C_out rows repeated for each frame τ (the (τ, u, v, c) order)
+    video.final_layer.ada_ln = last.ada_ln.clone();
+    let rows = last.linear.weight.shape()[0]; // p·p·C_out
+    for tau in 0..pt {
+        let span = tau * rows..(tau + 1) * rows;
+        let mut w = video.final_layer.linear.weight.value.view_mut();
+        let mut w = w.slice_axis_mut(ndarray::Axis(0), span.clone().into());
+        w.assign(&last.linear.weight.value);
+        if let (Some(b), Some(src)) = (&mut video.final_layer.linear.bias, &last.linear.bias) {
+            let mut b = b.value.view_mut();
+            b.slice_axis_mut(ndarray::Axis(0), span.into())
+                .assign(&src.value);
+        }
+    }
+}
+// ANCHOR_END: inflate_tubelets
 
 /// The image model can be inflated into `layout` with this class map; the error names why not.
 fn check_image(image: &DiT, layout: Layout, class_of: &[usize]) -> Result<()> {

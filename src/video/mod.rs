@@ -6,9 +6,8 @@
 //! - [`moving_digits`]: Moving-MNIST-style clips drawn from a seed, labelled by (digit, motion);
 //!   [`clip_set`]: a labelled set of clips in memory, and its frames as an image dataset;
 //!   [`encode`]: clips encoded frame by frame with the image VAE, into a latent file.
-//! - [`track`]: a digit's position in each frame, and the motion read off it; [`scorer`]: the
-//!   frame and clip classifiers trained on real clips; [`metrics`]: the report of a set of
-//!   generated clips — digit, motion, speed, consistency, FVD.
+//! - the measures of generated clips live in [`crate::metrics::video`] (they build on the
+//!   image classifier and the Fréchet distance).
 //!
 //! The model:
 //! - the shape: [`config`] (sizes, frames, temporal patch, the attention [`Layout`]),
@@ -25,13 +24,10 @@ pub mod encode;
 pub mod factorized;
 pub mod flops;
 pub mod inflate;
-pub mod metrics;
 pub mod model;
 pub mod moving_digits;
 pub mod patch;
-pub mod scorer;
 pub mod stack;
-pub mod track;
 
 pub use config::{Layout, VideoDiTConfig, MAX_FRAMES};
 pub use model::{VideoDiT, VideoDiTCache};

@@ -174,6 +174,46 @@ impl Sprites {
 }
 
 impl MovingDigits {
+    /// The clips' dataset name, as latent files and checkpoints record it: the sprites' name
+    /// ([`Sprites::dataset_name`]), with `@<min>-<max>` when the speeds are not the default
+    /// 1–2 px/frame (`moving-digits@2-3`).
+    pub fn dataset_name(&self) -> String {
+        let d = MovingDigits::default();
+        let name = self.sprites.dataset_name();
+        if (self.min_speed, self.max_speed) == (d.min_speed, d.max_speed) {
+            name
+        } else {
+            format!("{name}@{}-{}", self.min_speed, self.max_speed)
+        }
+    }
+
+    /// The generator a [`dataset_name`](Self::dataset_name) describes, for clips of `frames`.
+    pub fn from_name(name: &str, frames: usize) -> Result<Self> {
+        let (sprites, speeds) = match name.split_once('@') {
+            Some((s, v)) => (s, Some(v)),
+            None => (name, None),
+        };
+        let mut gen = MovingDigits {
+            frames,
+            sprites: Sprites::parse(sprites)?,
+            ..MovingDigits::default()
+        };
+        if let Some(v) = speeds {
+            let parsed = v
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+            let Some((lo, hi)) = parsed else {
+                return Err(Error::new(
+                    format!("dataset {name:?}: speeds {v:?} are not <min>-<max>"),
+                    "write the speeds as e.g. moving-digits@2-3",
+                ));
+            };
+            (gen.min_speed, gen.max_speed) = (lo, hi);
+        }
+        gen.validate()?;
+        Ok(gen)
+    }
+
     /// Checks every setting, saying the valid range of a wrong one.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_FRAMES).contains(&self.frames) {

@@ -17,14 +17,14 @@
 //! $d = \lVert\mu_1 - \mu_2\rVert^2 + \mathrm{tr}(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2})$
 //! ([`frechet_from_stats`]).
 
-use super::clip_set::ClipSet;
-use super::moving_digits::{unlabel, NUM_CLASSES};
 use super::scorer::{clip_input, frame_input, ClipScorer};
 use super::track::{main_motion, track};
 use crate::error::{Error, Result};
 use crate::io::json::Json;
 use crate::metrics::{frechet_from_stats, FeatureStats};
 use crate::tensor::rng;
+use crate::video::clip_set::ClipSet;
+use crate::video::moving_digits::{unlabel, NUM_CLASSES};
 use ndarray::{ArrayView5, Axis};
 use ndarray_rand::rand::seq::SliceRandom;
 use std::fmt;

@@ -18,8 +18,6 @@
 //! Both are trained by [`train_classifier`] on the first 4/5 of the real clips and tested on the
 //! last 1/5 (clip `i` of a generated set has label `i mod 40`, so both parts are balanced).
 
-use super::clip_set::ClipSet;
-use super::moving_digits::NUM_CLASSES;
 use super::track::recenter_clip;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
@@ -27,6 +25,8 @@ use crate::io::checkpoint::{load_checkpoint, read_metadata, save_checkpoint};
 use crate::metrics::{train_classifier, Classifier, ClassifierConfig, ClassifierTrainOptions};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::rng;
+use crate::video::clip_set::ClipSet;
+use crate::video::moving_digits::NUM_CLASSES;
 use ndarray::{s, Array4, ArrayView5, Axis};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

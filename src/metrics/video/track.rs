@@ -5,7 +5,7 @@
 //! Positions are `(x, y)`: x the column, y the row (pointing down), in pixels, as
 //! [`Motion::velocity`] has them.
 
-use super::moving_digits::Motion;
+use crate::video::moving_digits::Motion;
 use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, Axis};
 
 /// Ink below this (on the `[0, 1]` scale) counts as background, so a slightly grey or noisy

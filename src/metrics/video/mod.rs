@@ -1,0 +1,7 @@
+//! Numbers for generated clips of moving digits: where the digit is ([`track`]), the frame and
+//! clip classifiers trained on real clips ([`scorer`]), and the report of a set of clips —
+//! digit, motion, speed, consistency, Fréchet video distance ([`clips`]).
+
+pub mod clips;
+pub mod scorer;
+pub mod track;
