@@ -16,13 +16,11 @@ mod support;
 use minisora::diffusion::Condition;
 use minisora::diffusion::{Denoiser, TrainableDenoiser};
 use minisora::dit::{DiT, DiTConfig};
-use minisora::io::checkpoint::{load_tensors, Tensors};
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use ndarray::{ArrayD, IxDyn};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use support::reference::{loss_and_grad, relative_error};
+use std::collections::BTreeSet;
+use support::reference::{error_table, loss_and_grad, relative_error, Fixture};
 
 /// Output tolerance, relative to the fixture output's largest magnitude.
 const OUTPUT_TOL: f64 = 1e-4;
@@ -36,36 +34,7 @@ fn is_parameter(name: &str) -> bool {
         || matches!(name, "output" | "target" | "loss" | "pos_embed"))
 }
 
-struct Fixture {
-    tensors: Tensors,
-    meta: BTreeMap<String, String>,
-}
-
 impl Fixture {
-    fn load() -> Self {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dit_tiny.safetensors");
-        let (tensors, meta) = load_tensors(&path)
-            .unwrap_or_else(|e| panic!("cannot read the fixture {}: {e}", path.display()));
-        Fixture { tensors, meta }
-    }
-
-    fn get(&self, name: &str) -> &ArrayD<f32> {
-        self.tensors
-            .get(name)
-            .unwrap_or_else(|| panic!("the fixture has no tensor `{name}`"))
-    }
-
-    fn meta(&self, key: &str) -> &str {
-        self.meta
-            .get(key)
-            .unwrap_or_else(|| panic!("the fixture's metadata has no `{key}`"))
-    }
-
-    fn usize(&self, key: &str) -> usize {
-        self.meta(key).parse().expect("an integer")
-    }
-
     /// The config the script used, read from its metadata (`config.*`).
     fn config(&self) -> DiTConfig {
         DiTConfig {
@@ -84,17 +53,6 @@ impl Fixture {
             learn_sigma: self.meta("config.learn_sigma") == "true",
             conditioning: Default::default(),
         }
-    }
-
-    /// A stored vector of integers (timesteps, labels are stored as f32).
-    fn indices(&self, name: &str) -> Vec<usize> {
-        self.get(name)
-            .iter()
-            .map(|&v| {
-                assert!(v >= 0.0 && v.fract() == 0.0, "`{name}` holds {v}");
-                v as usize
-            })
-            .collect()
     }
 
     fn inputs(&self) -> (ArrayD<f32>, Vec<usize>, Vec<usize>) {
@@ -149,17 +107,9 @@ fn gradient_errors(fx: &Fixture, model: &mut DiT) -> Vec<(String, f64)> {
     errors
 }
 
-fn table(errors: &[(String, f64)]) -> String {
-    errors
-        .iter()
-        .map(|(n, e)| format!("  {n:45} {e:.3e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn fixture_config_is_the_tiny_learn_sigma_dit() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     let c = fx.config();
     c.validate().expect("the fixture's config is valid");
     assert!(c.learn_sigma && c.depth >= 2 && c.num_heads >= 2);
@@ -180,7 +130,7 @@ fn fixture_config_is_the_tiny_learn_sigma_dit() {
 
 #[test]
 fn parameter_names_and_shapes_are_the_reference_state_dict() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     // `model()` asserts every name and shape, both ways.
     let mut model = fx.model();
     assert_eq!(
@@ -191,7 +141,7 @@ fn parameter_names_and_shapes_are_the_reference_state_dict() {
 
 #[test]
 fn pos_embed_is_the_mae_sincos_table() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     let model = fx.model();
     let ours = model.pos_embed();
     let want = fx.get("pos_embed");
@@ -208,7 +158,7 @@ fn pos_embed_is_the_mae_sincos_table() {
 
 #[test]
 fn forward_matches_pytorch() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     let model = fx.model();
     let (x, t, y) = fx.inputs();
     let want = fx.get("output");
@@ -235,15 +185,15 @@ fn forward_matches_pytorch() {
 
 #[test]
 fn every_gradient_matches_pytorch() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     let mut model = fx.model();
     let errors = gradient_errors(&fx, &mut model);
-    println!("gradient errors, worst first:\n{}", table(&errors));
+    println!("gradient errors, worst first:\n{}", error_table(&errors));
     let (worst, err) = &errors[0];
     assert!(
         *err < GRAD_TOL,
         "gradient of `{worst}` off by {err:.3e} (relative to its max |grad|); all:\n{}",
-        table(&errors)
+        error_table(&errors)
     );
 }
 
@@ -251,7 +201,7 @@ fn every_gradient_matches_pytorch() {
 /// far beyond the tolerances.
 #[test]
 fn a_perturbed_weight_is_detected() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("dit_tiny");
     let (x, t, y) = fx.inputs();
     for name in [
         "blocks.1.attn.qkv.weight",
@@ -286,7 +236,7 @@ fn a_perturbed_weight_is_detected() {
         assert!(
             errors[0].1 > GRAD_TOL,
             "changing {name} left every gradient within tolerance:\n{}",
-            table(&errors)
+            error_table(&errors)
         );
     }
 }

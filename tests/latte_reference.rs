@@ -19,15 +19,15 @@ mod support;
 
 use minisora::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use minisora::dit::DiTConfig;
-use minisora::io::checkpoint::{load_tensors, Tensors};
+use minisora::io::checkpoint::load_tensors;
 use minisora::param::Parameters;
 use minisora::tensor::rng;
 use minisora::video::checkpoint::{load_video_dit, save_video_dit, tables};
 use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
 use ndarray::{Array2, ArrayD, IxDyn};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use support::reference::{loss_and_grad, relative_error};
+use std::path::PathBuf;
+use support::reference::{error_table, loss_and_grad, relative_error, Fixture};
 
 /// Output tolerance, relative to the fixture output's largest magnitude.
 const OUTPUT_TOL: f64 = 1e-4;
@@ -53,36 +53,7 @@ fn swap_frames_channels(a: &ArrayD<f32>) -> ArrayD<f32> {
         .into_owned()
 }
 
-struct Fixture {
-    tensors: Tensors,
-    meta: BTreeMap<String, String>,
-}
-
 impl Fixture {
-    fn load() -> Self {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/latte_tiny.safetensors");
-        let (tensors, meta) = load_tensors(&path)
-            .unwrap_or_else(|e| panic!("cannot read the fixture {}: {e}", path.display()));
-        Fixture { tensors, meta }
-    }
-
-    fn get(&self, name: &str) -> &ArrayD<f32> {
-        self.tensors
-            .get(name)
-            .unwrap_or_else(|| panic!("the fixture has no tensor `{name}`"))
-    }
-
-    fn meta(&self, key: &str) -> &str {
-        self.meta
-            .get(key)
-            .unwrap_or_else(|| panic!("the fixture's metadata has no `{key}`"))
-    }
-
-    fn usize(&self, key: &str) -> usize {
-        self.meta(key).parse().expect("an integer")
-    }
-
     /// The config the script used, read from its metadata (`config.*`): Latte is the
     /// `alternating` layout with per-frame patches, and its `depth` counts every block.
     fn config(&self) -> VideoDiTConfig {
@@ -107,17 +78,6 @@ impl Fixture {
             temporal_patch: 1,
             layout: Layout::Alternating,
         }
-    }
-
-    /// A stored vector of integers (timesteps, labels are stored as f32).
-    fn indices(&self, name: &str) -> Vec<usize> {
-        self.get(name)
-            .iter()
-            .map(|&v| {
-                assert!(v >= 0.0 && v.fract() == 0.0, "`{name}` holds {v}");
-                v as usize
-            })
-            .collect()
     }
 
     /// A clip tensor in minisora's `(B, C, F, H, W)` layout.
@@ -188,17 +148,9 @@ fn gradient_errors(fx: &Fixture, model: &mut VideoDiT) -> Vec<(String, f64)> {
     errors
 }
 
-fn table(errors: &[(String, f64)]) -> String {
-    errors
-        .iter()
-        .map(|(n, e)| format!("  {n:45} {e:.3e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn fixture_config_is_the_tiny_class_conditional_latte() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let c = fx.config();
     c.validate().expect("the fixture's config is valid");
     let d = &c.dit;
@@ -221,7 +173,7 @@ fn fixture_config_is_the_tiny_class_conditional_latte() {
 
 #[test]
 fn parameter_names_and_shapes_are_latte_state_dict() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     // `model()` asserts every parameter's name and shape, both ways.
     let mut model = fx.model();
     assert_eq!(
@@ -237,7 +189,7 @@ fn parameter_names_and_shapes_are_latte_state_dict() {
 
 #[test]
 fn tables_are_latte_sincos() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     // the model's own tables, computed from the config (not the fixture's)
     let model = VideoDiT::new(fx.config(), &mut rng(0)).expect("a valid config");
     for (name, ours) in tables(&model) {
@@ -253,7 +205,7 @@ fn tables_are_latte_sincos() {
 
 #[test]
 fn forward_matches_pytorch() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let model = fx.model();
     let (x, t, y) = fx.inputs();
     let want = fx.clip("output");
@@ -281,15 +233,15 @@ fn forward_matches_pytorch() {
 
 #[test]
 fn every_gradient_matches_pytorch() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let mut model = fx.model();
     let errors = gradient_errors(&fx, &mut model);
-    println!("gradient errors, worst first:\n{}", table(&errors));
+    println!("gradient errors, worst first:\n{}", error_table(&errors));
     let (worst, err) = &errors[0];
     assert!(
         *err < GRAD_TOL,
         "gradient of `{worst}` off by {err:.3e} (relative to its max |grad|); all:\n{}",
-        table(&errors)
+        error_table(&errors)
     );
 }
 
@@ -298,7 +250,7 @@ fn every_gradient_matches_pytorch() {
 /// gradients far beyond the tolerances.
 #[test]
 fn a_perturbed_weight_or_table_is_detected() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let (x, t, y) = fx.inputs();
     let check = |what: &str, model: &mut VideoDiT| {
         let out = model.predict(&x, &t, &Condition::labels(&y));
@@ -315,7 +267,7 @@ fn a_perturbed_weight_or_table_is_detected() {
         assert!(
             errors[0].1 > GRAD_TOL,
             "changing {what} left every gradient within tolerance:\n{}",
-            table(&errors)
+            error_table(&errors)
         );
     };
     for name in [
@@ -353,7 +305,7 @@ fn a_perturbed_weight_or_table_is_detected() {
 /// far from Latte's output.
 #[test]
 fn the_full_layout_with_the_same_weights_is_not_latte() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let mut config = fx.config();
     config.layout = Layout::Full;
     let mut model = VideoDiT::new(config, &mut rng(0)).expect("a valid config");
@@ -375,7 +327,7 @@ fn the_full_layout_with_the_same_weights_is_not_latte() {
 /// Latte with `load_state_dict(strict=True)`.
 #[test]
 fn saved_checkpoint_is_a_latte_state_dict() {
-    let fx = Fixture::load();
+    let fx = Fixture::load("latte_tiny");
     let mut model = fx.model();
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latte_tiny_minisora.safetensors");
     save_video_dit(&path, &mut model, &BTreeMap::new()).expect("saved");
