@@ -10,32 +10,8 @@ use minisora::tensor::rng;
 use minisora::unet::{UNet, UNetConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::cli::{fails, run};
 use support::TempDir;
-
-/// Runs `minisora <args>` in `dir`: (exit success, stdout, stderr).
-fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_minisora"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Asserts that `minisora <args>` fails cleanly with every one of `needles` in its stderr.
-fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
-    let (ok, _, err) = run(dir, args);
-    assert!(!ok, "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: no {n:?} in: {err}");
-    }
-}
 
 /// A tiny class-conditional U-Net trained 4 steps on 8×8 pixel digits in `dir/run`.
 fn train_tiny(dir: &Path) -> PathBuf {

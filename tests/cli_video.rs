@@ -6,35 +6,13 @@ mod support;
 
 use minisora::vae::train::train_vae;
 use std::path::Path;
-use std::process::Command;
+use support::cli::{fails, run};
 use support::{tiny_vae, TempDir};
-
-fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_minisora"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let (ok, out, err) = run(dir, args);
     assert!(ok, "{args:?} failed: {err}");
     out
-}
-
-fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
-    let (ok, _, err) = run(dir, args);
-    assert!(!ok, "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: no {n:?} in: {err}");
-    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! determinism). Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod reference;
 pub mod tiny;
 
