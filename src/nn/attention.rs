@@ -13,7 +13,9 @@
 //! `(T, d)` view into the `qkv` output, which the GEMM reads directly. The (batch, head) pairs
 //! run in parallel on rayon's threads, each writing only its own views of the outputs.
 
-use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{
+    Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis,
+};
 use rayon::prelude::*;
 
 use crate::nn::softmax::{softmax_backward_into, softmax_inplace};
@@ -59,9 +61,20 @@ impl Attention {
     // ANCHOR: forward
     /// `y = proj(MultiHead(x))`   x: (B, T, C) → y: (B, T, C).
     pub fn forward(&self, x: &Array3<f32>) -> (Array3<f32>, AttentionCache) {
+        self.forward_masked(x, None)
+    }
+
+    /// [`forward`](Self::forward) where token `j` of sample `b` is attended only where
+    /// `mask[b, j]` (B, T) is true: a padded sequence, such as a caption.
+    pub fn forward_masked(
+        &self,
+        x: &Array3<f32>,
+        mask: Option<&Array2<bool>>,
+    ) -> (Array3<f32>, AttentionCache) {
         let (qkv_out, qkv) = self.qkv.forward(x); // (B, T, 3C)
         let (q, k, v) = split3(qkv_out.view(), self.dim()); // each (B, T, C), strided
-        let (o, p) = sdpa_forward(q, k, v, self.heads); // o: (B, T, C), p: (B, h, T, T)
+        let mask = mask.map(|m| m.view());
+        let (o, p) = sdpa_forward_masked(q, k, v, self.heads, mask); // o: (B, T, C), p: (B, h, T, T)
         let (y, proj) = self.proj.forward_owned(o);
         let cache = AttentionCache {
             qkv,
@@ -75,9 +88,18 @@ impl Attention {
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array3<f32>) -> Array3<f32> {
+        self.forward_infer_masked(x, None)
+    }
+
+    /// [`forward_masked`](Self::forward_masked) without keeping anything.
+    pub fn forward_infer_masked(
+        &self,
+        x: &Array3<f32>,
+        mask: Option<&Array2<bool>>,
+    ) -> Array3<f32> {
         let qkv_out = self.qkv.forward_infer(x);
         let (q, k, v) = split3(qkv_out.view(), self.dim());
-        let (o, _) = sdpa_forward(q, k, v, self.heads);
+        let (o, _) = sdpa_forward_masked(q, k, v, self.heads, mask.map(|m| m.view()));
         self.proj.forward_infer(&o)
     }
 
@@ -157,6 +179,21 @@ pub fn sdpa_forward(
     v: ArrayView3<f32>,
     h: usize,
 ) -> (Array3<f32>, Array4<f32>) {
+    sdpa_forward_masked(q, k, v, h, None)
+}
+
+/// [`sdpa_forward`] with a key padding mask `(B, S)`: `true` where key `j` of sample `b`
+/// may be attended. A masked key's score is $-\infty$ before the softmax, so its
+/// probability is exactly 0: it changes no output, and — since the softmax backward is
+/// $dS = P \odot (\dots)$ — it receives no gradient, with no change to [`sdpa_backward`].
+/// Every sample needs at least one valid key.
+pub fn sdpa_forward_masked(
+    q: ArrayView3<f32>,
+    k: ArrayView3<f32>,
+    v: ArrayView3<f32>,
+    h: usize,
+    mask: Option<ArrayView2<bool>>,
+) -> (Array3<f32>, Array4<f32>) {
     let (b, t, c) = q.dim();
     let s = k.shape()[1];
     assert!(
@@ -166,6 +203,13 @@ pub fn sdpa_forward(
         k.shape(),
         v.shape()
     );
+    if let Some(mask) = &mask {
+        assert!(
+            mask.dim() == (b, s) && mask.outer_iter().all(|row| row.iter().any(|&m| m)),
+            "attention: the mask {:?} must be (B, S) = ({b}, {s}) with a valid key in every row",
+            mask.shape()
+        );
+    }
     let scale = 1.0 / (head_dim(c, h) as f32).sqrt();
     let mut o = Array3::zeros((b, t, c));
     let mut p = Array4::zeros((b, h, t, s));
@@ -175,24 +219,37 @@ pub fn sdpa_forward(
     let outputs = heads_mut(o.view_mut(), h)
         .into_iter()
         .zip(p_heads.into_outer_iter_mut());
-    let tasks: Vec<_> = inputs.zip(outputs).collect();
+    // each (batch, head) task reads its sample's row of the mask
+    let masks = (0..b * h).map(|i| mask.as_ref().map(|m| m.row(i / h)));
+    let tasks: Vec<_> = inputs.zip(masks).zip(outputs).collect();
     tasks
         .into_par_iter()
-        .for_each(|(((q, k), v), (o, p))| head_forward(q, k, v, scale, p, o));
+        .for_each(|((((q, k), v), m), (o, p))| head_forward(q, k, v, m, scale, p, o));
     (o, p)
 }
 
-/// One head: `P = softmax(Q Kᵀ · scale)` into `p: (T, S)`, then `O = P V` into `o: (T, d)`.
+/// One head: `P = softmax(Q Kᵀ · scale)` into `p: (T, S)`, then `O = P V` into `o: (T, d)`;
+/// keys where `mask` is false score $-\infty$.
 fn head_forward(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
+    mask: Option<ArrayView1<bool>>,
     scale: f32,
     mut p: ArrayViewMut2<f32>,
     o: ArrayViewMut2<f32>,
 ) {
     // $S = Q K^\top / \sqrt d$   (T, S)
     gemm_serial(scale, q, k.t(), 0.0, p.view_mut());
+    if let Some(mask) = mask {
+        for mut row in p.rows_mut() {
+            row.zip_mut_with(&mask, |s, &valid| {
+                if !valid {
+                    *s = f32::NEG_INFINITY
+                }
+            });
+        }
+    }
     // $P = \mathrm{softmax}(S)$, row by row
     let s = p.ncols();
     for row in p.as_slice_mut().expect("p is contiguous").chunks_mut(s) {

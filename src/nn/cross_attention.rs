@@ -7,9 +7,9 @@
 //! last), and `proj: C → C` mixes the heads. The per-head scaled dot-product core is the
 //! one in [`crate::nn::attention`]; only the projections differ from self-attention.
 
-use ndarray::{Array3, Array4, Axis};
+use ndarray::{Array2, Array3, Array4, Axis};
 
-use crate::nn::attention::{sdpa_backward, sdpa_forward};
+use crate::nn::attention::{sdpa_backward, sdpa_forward_masked};
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
@@ -60,11 +60,23 @@ impl CrossAttention {
         x: &Array3<f32>,
         context: &Array3<f32>,
     ) -> (Array3<f32>, CrossAttentionCache) {
+        self.forward_masked(x, context, None)
+    }
+
+    /// [`forward`](Self::forward) attending only to the context tokens where `mask` (B, S)
+    /// is true: a padded caption's words, never its padding.
+    pub fn forward_masked(
+        &self,
+        x: &Array3<f32>,
+        context: &Array3<f32>,
+        mask: Option<&Array2<bool>>,
+    ) -> (Array3<f32>, CrossAttentionCache) {
         check_batch(x, context);
         let (q_out, q) = self.q.forward(x); // (B, T, C)
         let (kv_out, kv) = self.kv.forward(context); // (B, S, 2C)
         let (k, v) = kv_out.view().split_at(Axis(2), self.dim()); // each (B, S, C)
-        let (o, p) = sdpa_forward(q_out.view(), k, v, self.heads); // (B, T, C), (B, h, T, S)
+        let mask = mask.map(|m| m.view());
+        let (o, p) = sdpa_forward_masked(q_out.view(), k, v, self.heads, mask); // (B, T, C), (B, h, T, S)
         let (y, proj) = self.proj.forward_owned(o);
         let cache = CrossAttentionCache {
             q,
@@ -80,11 +92,21 @@ impl CrossAttention {
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array3<f32>, context: &Array3<f32>) -> Array3<f32> {
+        self.forward_infer_masked(x, context, None)
+    }
+
+    /// [`forward_masked`](Self::forward_masked) without keeping anything.
+    pub fn forward_infer_masked(
+        &self,
+        x: &Array3<f32>,
+        context: &Array3<f32>,
+        mask: Option<&Array2<bool>>,
+    ) -> Array3<f32> {
         check_batch(x, context);
         let q_out = self.q.forward_infer(x);
         let kv_out = self.kv.forward_infer(context);
         let (k, v) = kv_out.view().split_at(Axis(2), self.dim());
-        let (o, _) = sdpa_forward(q_out.view(), k, v, self.heads);
+        let (o, _) = sdpa_forward_masked(q_out.view(), k, v, self.heads, mask.map(|m| m.view()));
         self.proj.forward_infer(&o)
     }
 
