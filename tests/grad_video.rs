@@ -46,6 +46,7 @@ fn tiny(
         frames,
         temporal_patch: pt,
         layout,
+        text: None,
     }
 }
 
@@ -129,11 +130,11 @@ proptest! {
         let report = check(
             &mut block,
             &[x, c],
-            |m, xs| m.forward_infer_seq(&two(&xs[0]), &two(&xs[1]), seq).into_dyn(),
+            |m, xs| m.forward_infer_seq(&two(&xs[0]), &two(&xs[1]), seq, None).into_dyn(),
             |m, xs, dy| {
                 let (x, c) = (two(&xs[0]), two(&xs[1]));
-                let (y, cache) = m.forward_seq(&x, &c, seq);
-                assert_eq!(y, m.forward_infer_seq(&x, &c, seq));
+                let (y, cache) = m.forward_seq(&x, &c, seq, None);
+                assert_eq!(y, m.forward_infer_seq(&x, &c, seq, None));
                 let mut dc = Array2::zeros(c.raw_dim());
                 let dx = m.backward(&cache, &two(dy), &mut dc);
                 vec![dx.into_dyn(), dc.into_dyn()]
@@ -160,13 +161,13 @@ proptest! {
         let report = check(
             &mut block,
             &[x, c],
-            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1]), grid, temp.as_ref()).into_dyn(),
+            |m, xs| m.forward_infer(&two(&xs[0]), &two(&xs[1]), grid, temp.as_ref(), None).into_dyn(),
             |m, xs, dy| {
                 let (x, c) = (two(&xs[0]), two(&xs[1]));
-                let (y, cache) = m.forward(&x, &c, grid, temp.as_ref());
-                assert_eq!(y, m.forward_infer(&x, &c, grid, temp.as_ref()));
+                let (y, cache) = m.forward(&x, &c, grid, temp.as_ref(), None);
+                assert_eq!(y, m.forward_infer(&x, &c, grid, temp.as_ref(), None));
                 let mut dc = Array2::zeros(c.raw_dim());
-                let dx = m.backward(&cache, &two(dy), &mut dc, grid);
+                let dx = m.backward(&cache, &two(dy), &mut dc, grid, None);
                 vec![dx.into_dyn(), dc.into_dyn()]
             },
             &seeded(seed),

@@ -77,6 +77,7 @@ impl Fixture {
             frames: self.usize("config.num_frames"),
             temporal_patch: 1,
             layout: Layout::Alternating,
+            text: None,
         }
     }
 

@@ -193,6 +193,7 @@ fn gflops_match_a_count_by_hand() {
         frames: 2,
         temporal_patch: 1,
         layout,
+        text: None,
     };
     assert_eq!(video_flops(&config(Layout::Full)), 3264 + 11008);
     assert_eq!(video_flops(&config(Layout::Alternating)), 3264 + 9728);

@@ -21,14 +21,20 @@
 //! tokens. Parameter names are the reference's: `attn.qkv`, `attn.proj`, `mlp.fc1`,
 //! `mlp.fc2`, `adaLN_modulation.1` (the SiLU is `adaLN_modulation.0`).
 
+use super::caption_branch::{
+    caption_branch, caption_branch_backward, caption_branch_infer, caption_cross_attention,
+    CaptionBranchCache, Context,
+};
 use super::mlp::{Mlp, MlpCache};
 use super::modulate::NormCache;
 use super::modulate::{gated_add, gated_add_backward, norm_modulate, norm_modulate_backward};
 use crate::nn::{xavier_linear, zero_linear};
-use crate::nn::{ActivationCache, Attention, AttentionCache, Linear, LinearCache, Silu};
+use crate::nn::{
+    ActivationCache, Attention, AttentionCache, CrossAttention, Linear, LinearCache, Silu,
+};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::{s, Array2, ArrayView2, Axis, Ix2};
+use ndarray::{s, Array2, Array3, ArrayView2, Axis, Ix2};
 
 /// One DiT block: adaLN(-Zero) modulation, self-attention, MLP.
 #[derive(Clone, Debug)]
@@ -37,12 +43,16 @@ pub struct DiTBlock {
     pub mlp: Mlp,
     /// adaLN_modulation.1: D → 6D, zero-initialised (adaLN-Zero), or D → 4D, Xavier (adaLN)
     pub ada_ln: Linear,
+    /// A text-conditioned block's attention to the caption, after the self-attention
+    /// ([`caption_branch`](super::caption_branch)); `None` in a class-conditioned DiT.
+    pub cross_attn: Option<CrossAttention>,
 }
 
 /// What [`DiTBlock::backward`] needs from [`DiTBlock::forward`].
 pub struct DiTBlockCache {
     modulation: ModulationCache,
     attn: AttnBranchCache,
+    cross: Option<CaptionBranchCache>,
     mlp: MlpBranchCache,
 }
 
@@ -85,6 +95,7 @@ impl DiTBlock {
             attn,
             mlp,
             ada_ln: zero_linear(dim, 6 * dim),
+            cross_attn: None,
         }
     }
 
@@ -96,7 +107,15 @@ impl DiTBlock {
             attn,
             mlp,
             ada_ln: xavier_linear(dim, 4 * dim, rng),
+            cross_attn: None,
         }
+    }
+
+    /// The same block attending to a caption after its self-attention, the branch's
+    /// projection at zero (PixArt-α): it starts as the block without it.
+    pub fn with_caption(mut self, rng: &mut Rng) -> Self {
+        self.cross_attn = Some(caption_cross_attention(self.dim(), self.attn.heads, rng));
+        self
     }
 
     /// Token width `D`.
@@ -137,27 +156,38 @@ impl DiTBlock {
     // ANCHOR: adaln_zero_block
     /// x: (B·T, D) tokens, c: (B, D) conditioning → (B·T, D), keeping what backward needs.
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, DiTBlockCache) {
-        self.forward_seq(x, c, x.nrows() / c.nrows())
+        self.forward_seq(x, c, x.nrows() / c.nrows(), None)
     }
 
     /// [`forward`](Self::forward) with the attention over consecutive sequences of `seq`
     /// tokens: sample `b`'s `T` rows are read with `c[b]`, and split into `T / seq`
-    /// sequences that attend within themselves (a video's frames, or its positions).
+    /// sequences that attend within themselves (a video's frames, or its positions). A
+    /// block with a caption branch reads the captions `ctx` (one per sample).
     pub fn forward_seq(
         &self,
         x: &Array2<f32>,
         c: &Array2<f32>,
         seq: usize,
+        ctx: Option<&Context>,
     ) -> (Array2<f32>, DiTBlockCache) {
         let modulation = self.modulation(c); // (B, 6D)
         let m = &modulation.m;
         // $x_1 = x + \alpha_1 \odot \mathrm{Attn}(\mathrm{LN}(x)(1 + \gamma_1) + \beta_1)$
         let (x1, attn) = attention_branch(&self.attn, self.gated(), x, m, seq, None);
+        // $x_1 \mathrel{+}= \mathrm{CrossAttn}(x_1, y)$ in a text-conditioned block
+        let (x1, cross) = match (&self.cross_attn, ctx) {
+            (Some(cross), Some(ctx)) => {
+                let (x1, cache) = caption_branch(cross, x1, ctx);
+                (x1, Some(cache))
+            }
+            _ => (x1, None),
+        };
         // $x_2 = x_1 + \alpha_2 \odot \mathrm{MLP}(\mathrm{LN}(x_1)(1 + \gamma_2) + \beta_2)$
         let (x2, mlp) = self.mlp_branch(x1, m);
         let cache = DiTBlockCache {
             modulation,
             attn,
+            cross,
             mlp,
         };
         (x2, cache)
@@ -179,14 +209,29 @@ impl DiTBlock {
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array2<f32>, c: &Array2<f32>) -> Array2<f32> {
-        self.forward_infer_seq(x, c, x.nrows() / c.nrows())
+        self.forward_infer_seq(x, c, x.nrows() / c.nrows(), None)
     }
 
     /// [`forward_seq`](Self::forward_seq) without keeping anything.
-    pub fn forward_infer_seq(&self, x: &Array2<f32>, c: &Array2<f32>, seq: usize) -> Array2<f32> {
+    pub fn forward_infer_seq(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        seq: usize,
+        ctx: Option<&Context>,
+    ) -> Array2<f32> {
         let m = self.ada_ln.forward_infer(&Silu.forward_infer(c));
         let x1 = attention_branch_infer(&self.attn, self.gated(), x, &m, seq, None);
+        let x1 = self.caption_infer(x1, ctx);
         self.mlp_branch_infer(x1, &m)
+    }
+
+    /// The caption branch, if the block has one and captions are given; else `x`.
+    pub fn caption_infer(&self, x: Array2<f32>, ctx: Option<&Context>) -> Array2<f32> {
+        match (&self.cross_attn, ctx) {
+            (Some(cross), Some(ctx)) => caption_branch_infer(cross, x, ctx),
+            _ => x,
+        }
     }
 
     /// [`mlp_branch`](Self::mlp_branch) without keeping anything.
@@ -207,10 +252,23 @@ impl DiTBlock {
         dy: &Array2<f32>,
         dc: &mut Array2<f32>,
     ) -> Array2<f32> {
+        self.backward_seq(cache, dy, dc, None)
+    }
+
+    /// [`backward`](Self::backward) of a block that may have read captions: their gradient
+    /// is added into `dctx` (B, L, D).
+    pub fn backward_seq(
+        &mut self,
+        cache: &DiTBlockCache,
+        dy: &Array2<f32>,
+        dc: &mut Array2<f32>,
+        dctx: Option<&mut Array3<f32>>,
+    ) -> Array2<f32> {
         let m = &cache.modulation.m;
         let mut dm = Array2::zeros(m.raw_dim()); // (B, 6D): each branch adds its chunks
                                                  // MLP branch: $x_2 = x_1 + \alpha_2 \odot f$
         let dx1 = self.mlp_branch_backward(&cache.mlp, dy, m, &mut dm);
+        let dx1 = self.caption_backward(cache.cross.as_ref(), dx1, dctx);
         // attention branch: $x_1 = x + \alpha_1 \odot o$
         let gated = self.gated();
         let dx = attention_branch_backward(&mut self.attn, gated, &cache.attn, dx1, m, &mut dm);
@@ -242,6 +300,22 @@ impl DiTBlock {
         dx1
     }
     // ANCHOR_END: adaln_zero_block_backward
+
+    /// Backward of the caption branch, when the forward pass ran it.
+    pub fn caption_backward(
+        &mut self,
+        cache: Option<&CaptionBranchCache>,
+        dx: Array2<f32>,
+        dctx: Option<&mut Array3<f32>>,
+    ) -> Array2<f32> {
+        match (&mut self.cross_attn, cache, dctx) {
+            (Some(cross), Some(cache), Some(dctx)) => {
+                caption_branch_backward(cross, cache, dx, dctx)
+            }
+            (_, None, _) => dx,
+            _ => panic!("DiT block: the captions' gradient needs somewhere to go (dctx)"),
+        }
+    }
 }
 
 /// Modulation chunks per branch: shift, scale and, when gated, the gate.
@@ -407,5 +481,8 @@ impl Parameters for DiTBlock {
         self.attn.visit(&join(prefix, "attn"), f);
         self.mlp.visit(&join(prefix, "mlp"), f);
         self.ada_ln.visit(&join(prefix, "adaLN_modulation.1"), f);
+        if let Some(cross) = &mut self.cross_attn {
+            cross.visit(&join(prefix, "cross_attn"), f);
+        }
     }
 }

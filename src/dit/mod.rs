@@ -8,12 +8,14 @@
 //! - tokens: [`patch`] (patch embedding, unpatchify), [`pos_embed`] (fixed 2-D sin-cos)
 //! - conditioning: [`conditioning`] (the four mechanisms the paper compares), [`embed`] (timestep and label embedders), [`modulate`] (adaLN's
 //!   scale-shift and gate)
-//! - layers: [`mlp`], [`block`] (the adaLN-Zero and adaLN block), [`vit_block`] (the plain
+//! - layers: [`mlp`], [`block`] (the adaLN-Zero and adaLN block; [`caption_branch`], its
+//!   attention to a caption in a text-conditioned DiT), [`vit_block`] (the plain
 //!   block of in-context and cross-attention conditioning), [`final_layer`]
 //! - the model: [`trunk`] (the blocks and final layer of each conditioning mechanism),
 //!   [`model`], [`checkpoint`] (the reference `state_dict` layout)
 
 pub mod block;
+pub mod caption_branch;
 pub mod checkpoint;
 pub mod conditioning;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod trunk;
 pub mod vit_block;
 
 pub use block::{DiTBlock, DiTBlockCache};
+pub use caption_branch::Context;
 pub use checkpoint::{load_dit, save_dit};
 pub use conditioning::Conditioning;
 pub use config::DiTConfig;

@@ -69,8 +69,27 @@ pub struct VideoDiTConfig {
     /// Frames per patch $p_t$: 1 (per-frame patches) or more (tubelets).
     pub temporal_patch: usize,
     pub layout: Layout,
+    /// Captions instead of class labels: every block cross-attends to the caption.
+    pub text: Option<CaptionConfig>,
 }
 
+// ANCHOR: caption_config
+/// How a text-conditioned video DiT reads a caption (Open-Sora's `CaptionEmbedder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptionConfig {
+    /// The text encoder's width $E$ (Open-Sora's `caption_channels`).
+    pub width: usize,
+    /// Tokens per caption $L$, padding included: the null caption's length.
+    pub max_len: usize,
+    /// Whether the caption, mean-pooled over its words, is also added to adaLN's
+    /// conditioning vector $c = e_t + W \bar y$ (PixArt and STDiT use cross-attention only).
+    pub pooled: bool,
+}
+// ANCHOR_END: caption_config
+
+const TEXT_WIDTH: &str = "text.width";
+const TEXT_MAX_LEN: &str = "text.max_len";
+const TEXT_POOLED: &str = "text.pooled";
 const FRAMES: &str = "video.frames";
 const TEMPORAL_PATCH: &str = "video.temporal_patch";
 const LAYOUT: &str = "video.layout";
@@ -106,6 +125,7 @@ impl VideoDiTConfig {
             frames,
             temporal_patch,
             layout,
+            text: None,
         };
         config.validate()?;
         Ok(config)
@@ -149,6 +169,11 @@ impl VideoDiTConfig {
         meta.insert(FRAMES.into(), self.frames.to_string());
         meta.insert(TEMPORAL_PATCH.into(), self.temporal_patch.to_string());
         meta.insert(LAYOUT.into(), self.layout.name().into());
+        if let Some(t) = &self.text {
+            meta.insert(TEXT_WIDTH.into(), t.width.to_string());
+            meta.insert(TEXT_MAX_LEN.into(), t.max_len.to_string());
+            meta.insert(TEXT_POOLED.into(), t.pooled.to_string());
+        }
         meta
     }
 
@@ -175,6 +200,14 @@ impl VideoDiTConfig {
             frames: number(FRAMES, frames)?,
             temporal_patch: number(TEMPORAL_PATCH, m.get(TEMPORAL_PATCH).map_or("1", |s| s))?,
             layout: Layout::parse(m.get(LAYOUT).map_or("alternating", |s| s))?,
+            text: match m.get(TEXT_WIDTH) {
+                None => None,
+                Some(w) => Some(CaptionConfig {
+                    width: number(TEXT_WIDTH, w)?,
+                    max_len: number(TEXT_MAX_LEN, m.get(TEXT_MAX_LEN).map_or("", |s| s))?,
+                    pooled: m.get(TEXT_POOLED).is_some_and(|s| s == "true"),
+                }),
+            },
         };
         config.validate()?;
         Ok(config)

@@ -19,11 +19,12 @@ use crate::dit::block::{
     attention_branch, attention_branch_backward, attention_branch_infer, AttnBranchCache,
     MlpBranchCache, ModulationCache,
 };
+use crate::dit::caption_branch::{caption_branch, CaptionBranchCache, Context};
 use crate::dit::DiTBlock;
 use crate::nn::{xavier_linear, zero_linear, Attention};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 
 use super::patch::{to_spatial, to_temporal};
 
@@ -40,6 +41,7 @@ pub struct FactorizedCache {
     modulation: ModulationCache,
     spatial: AttnBranchCache,
     temporal: AttnBranchCache,
+    cross: Option<CaptionBranchCache>,
     mlp: MlpBranchCache,
 }
 
@@ -62,15 +64,25 @@ impl FactorizedBlock {
         }
     }
 
+    /// With `text`, the block also attends to a caption (a zero-projection caption branch).
+    pub fn caption(mut self, text: bool, rng: &mut Rng) -> Self {
+        if text {
+            self.block = self.block.with_caption(rng);
+        }
+        self
+    }
+
     // ANCHOR: factorized_forward
     /// x: (B·F'·S, D) tokens in `(b f s)` order, c: (B, D) → (B·F'·S, D), keeping what
-    /// backward needs. `temp_embed` (F', D) is added to the temporal attention's input.
+    /// backward needs. `temp_embed` (F', D) is added to the temporal attention's input; a
+    /// text-conditioned block reads the captions `ctx` after both attentions (STDiT's order).
     pub fn forward(
         &self,
         x: &Array2<f32>,
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: Option<&Array2<f32>>,
+        ctx: Option<&Context>,
     ) -> (Array2<f32>, FactorizedCache) {
         let (f, s, gated) = (grid.frames, grid.tokens, self.block.gated());
         let modulation = self.block.modulation(c); // (B, 6D)
@@ -81,12 +93,21 @@ impl FactorizedBlock {
         let xt = to_temporal(&x1, f, s);
         let (xt, temporal) = attention_branch(&self.attn_temp, gated, &xt, m, f, temp_embed);
         let x2 = to_spatial(&xt, f, s);
+        // the caption: $x_2 \mathrel{+}= \mathrm{CrossAttn}(x_2, y)$
+        let (x2, cross) = match (&self.block.cross_attn, ctx) {
+            (Some(cross), Some(ctx)) => {
+                let (x2, cache) = caption_branch(cross, x2, ctx);
+                (x2, Some(cache))
+            }
+            _ => (x2, None),
+        };
         // the MLP on every token
         let (x3, mlp) = self.block.mlp_branch(x2, m);
         let cache = FactorizedCache {
             modulation,
             spatial,
             temporal,
+            cross,
             mlp,
         };
         (x3, cache)
@@ -100,28 +121,32 @@ impl FactorizedBlock {
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: Option<&Array2<f32>>,
+        ctx: Option<&Context>,
     ) -> Array2<f32> {
         let (f, s, gated) = (grid.frames, grid.tokens, self.block.gated());
         let m = self.block.modulation(c).m;
         let x1 = attention_branch_infer(&self.block.attn, gated, x, &m, s, None);
         let xt = to_temporal(&x1, f, s);
         let xt = attention_branch_infer(&self.attn_temp, gated, &xt, &m, f, temp_embed);
-        self.block.mlp_branch_infer(to_spatial(&xt, f, s), &m)
+        let x2 = self.block.caption_infer(to_spatial(&xt, f, s), ctx);
+        self.block.mlp_branch_infer(x2, &m)
     }
 
-    /// Given `dy` (B·F'·S, D), adds into every parameter's gradient and into `dc` (B, D), and
-    /// returns `∂L/∂x`.
+    /// Given `dy` (B·F'·S, D), adds into every parameter's gradient, into `dc` (B, D) and,
+    /// if it read captions, into `dctx` (B, L, D); returns `∂L/∂x`.
     pub fn backward(
         &mut self,
         cache: &FactorizedCache,
         dy: &Array2<f32>,
         dc: &mut Array2<f32>,
         grid: Grid,
+        dctx: Option<&mut Array3<f32>>,
     ) -> Array2<f32> {
         let (f, s, gated) = (grid.frames, grid.tokens, self.block.gated());
         let m = &cache.modulation.m;
         let mut dm = Array2::zeros(m.raw_dim()); // both attentions add into α₁, β₁, γ₁
         let dx2 = self.block.mlp_branch_backward(&cache.mlp, dy, m, &mut dm);
+        let dx2 = self.block.caption_backward(cache.cross.as_ref(), dx2, dctx);
         // '(b f) s d -> (b s) f d' is a permutation: its backward is the inverse one
         let dxt = to_temporal(&dx2, f, s);
         let dxt =

@@ -47,6 +47,7 @@ pub fn inflate(
         frames,
         temporal_patch,
         layout,
+        text: None,
     };
     let mut video = VideoDiT::new(config, rng)?;
     let blocks = image.trunk.adaln_blocks().expect("checked: adaLN-Zero");

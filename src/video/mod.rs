@@ -17,6 +17,7 @@
 //! - the model: [`model`], [`checkpoint`] (Latte's `state_dict` layout), [`inflate`] (a video
 //!   model from a trained image DiT)
 
+pub mod caption_embed;
 pub mod checkpoint;
 pub mod clip_set;
 pub mod config;

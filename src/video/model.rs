@@ -174,7 +174,7 @@ impl VideoDiT {
         let (e_y, y_embedder) = self.y_embedder.forward(y, b);
         let c = &e_t + &e_y; // (B, D), one row per clip
         let temp = self.temp_table(grid.frames);
-        let (h, blocks) = self.blocks.forward(h, &c, grid, &temp);
+        let (h, blocks) = self.blocks.forward(h, &c, grid, &temp, None);
         let (out, last) = self.final_layer.forward(&h, &c); // (B·F'·S, p_t·p·p·C_out)
         let shape = self.out_shape(&x);
         let cache = VideoDiTCache {
@@ -206,7 +206,7 @@ impl VideoDiT {
         let c = &self.t_embedder.forward_infer(t) + e_y;
         let h = self
             .blocks
-            .forward_infer(h, &c, grid, &self.temp_table(grid.frames));
+            .forward_infer(h, &c, grid, &self.temp_table(grid.frames), None);
         let out = self.final_layer.forward_infer(&h, &c);
         clip_unpatchify(
             out.view(),
@@ -230,7 +230,9 @@ impl VideoDiT {
         let dout = clip_patchify(d_out, t, ChannelOrder::Last); // (B·F'·S, p_t·p·p·C_out)
         let mut dc = Array2::zeros((cache.shape.0, self.config.dit.hidden_size)); // (B, D)
         let dh = self.final_layer.backward(&cache.last, &dout, &mut dc);
-        let dh = self.blocks.backward(&cache.blocks, dh, &mut dc, cache.grid);
+        let dh = self
+            .blocks
+            .backward(&cache.blocks, dh, &mut dc, cache.grid, None);
         // $c = e_t + e_y$: both embedders receive all of ∂L/∂c
         self.t_embedder.backward(&cache.t_embedder, &dc);
         self.y_embedder.backward(&cache.y_embedder, &dc);

@@ -15,10 +15,10 @@
 use super::config::{Layout, VideoDiTConfig};
 use super::factorized::{FactorizedBlock, FactorizedCache, Grid};
 use super::patch::{to_spatial, to_temporal};
-use crate::dit::{DiTBlock, DiTBlockCache};
+use crate::dit::{Context, DiTBlock, DiTBlockCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 
 /// The blocks of one layout; parameter names `blocks.{i}.…`.
 #[derive(Clone, Debug)]
@@ -36,39 +36,42 @@ pub enum StackCache {
 }
 
 impl Stack {
-    /// `config.dit.depth` blocks of the layout, DiT's initialisation (adaLN-Zero).
+    /// `config.dit.depth` blocks of the layout, DiT's initialisation (adaLN-Zero); a
+    /// text-conditioned config gives every block a caption branch (zero projection).
     pub fn new(config: &VideoDiTConfig, rng: &mut Rng) -> Self {
         let c = &config.dit;
         let (d, heads, hidden) = (c.hidden_size, c.num_heads, c.mlp_hidden());
+        let text = config.text.is_some();
+        let block = |rng: &mut Rng| {
+            let b = DiTBlock::new(d, heads, hidden, rng);
+            if text {
+                b.with_caption(rng)
+            } else {
+                b
+            }
+        };
         let n = c.depth;
         match config.layout {
-            Layout::Full => Stack::Full(
-                (0..n)
-                    .map(|_| DiTBlock::new(d, heads, hidden, rng))
-                    .collect(),
-            ),
-            Layout::Alternating => Stack::Alternating(
-                (0..n)
-                    .map(|_| DiTBlock::new(d, heads, hidden, rng))
-                    .collect(),
-            ),
+            Layout::Full => Stack::Full((0..n).map(|_| block(rng)).collect()),
+            Layout::Alternating => Stack::Alternating((0..n).map(|_| block(rng)).collect()),
             Layout::Factorized => Stack::Factorized(
                 (0..n)
-                    .map(|_| FactorizedBlock::new(d, heads, hidden, rng))
+                    .map(|_| FactorizedBlock::new(d, heads, hidden, rng).caption(text, rng))
                     .collect(),
             ),
         }
     }
 
     // ANCHOR: stack_forward
-    /// Tokens `h` (B·F'·S, D) in `(b f s)` order, `c` (B, D), the temporal table (F', D) →
-    /// (B·F'·S, D), keeping every cache.
+    /// Tokens `h` (B·F'·S, D) in `(b f s)` order, `c` (B, D), the temporal table (F', D),
+    /// the captions `ctx` of a text-conditioned model → (B·F'·S, D), keeping every cache.
     pub fn forward(
         &self,
         mut h: Array2<f32>,
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: &Array2<f32>,
+        ctx: Option<&Context>,
     ) -> (Array2<f32>, StackCache) {
         let (f, s) = (grid.frames, grid.tokens);
         match self {
@@ -76,7 +79,7 @@ impl Stack {
                 add_per_frame(&mut h, temp_embed, s); // $E_s + E_t$ on every token
                 let mut caches = Vec::with_capacity(blocks.len());
                 for block in blocks {
-                    let (next, cache) = block.forward_seq(&h, c, f * s); // one sequence per clip
+                    let (next, cache) = block.forward_seq(&h, c, f * s, ctx); // one sequence per clip
                     caches.push(cache);
                     h = next;
                 }
@@ -86,14 +89,14 @@ impl Stack {
                 let mut caches = Vec::with_capacity(blocks.len());
                 for (i, pair) in blocks.chunks(2).enumerate() {
                     // spatial: (b f) s d
-                    let (x, cache) = pair[0].forward_seq(&h, c, s);
+                    let (x, cache) = pair[0].forward_seq(&h, c, s, ctx);
                     caches.push(cache);
                     // '(b f) s d -> (b s) f d'
                     let mut x = to_temporal(&x, f, s);
                     if i == 0 {
                         add_per_frame(&mut x, temp_embed, 1); // Latte: x = x + temp_embed
                     }
-                    let (x, cache) = pair[1].forward_seq(&x, c, f);
+                    let (x, cache) = pair[1].forward_seq(&x, c, f, ctx);
                     caches.push(cache);
                     // '(b s) f d -> (b f) s d'
                     h = to_spatial(&x, f, s);
@@ -104,7 +107,7 @@ impl Stack {
                 let mut caches = Vec::with_capacity(blocks.len());
                 for (i, block) in blocks.iter().enumerate() {
                     let table = (i == 0).then_some(temp_embed);
-                    let (next, cache) = block.forward(&h, c, grid, table);
+                    let (next, cache) = block.forward(&h, c, grid, table, ctx);
                     caches.push(cache);
                     h = next;
                 }
@@ -121,27 +124,28 @@ impl Stack {
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: &Array2<f32>,
+        ctx: Option<&Context>,
     ) -> Array2<f32> {
         let (f, s) = (grid.frames, grid.tokens);
         match self {
             Stack::Full(blocks) => {
                 add_per_frame(&mut h, temp_embed, s);
                 for block in blocks {
-                    h = block.forward_infer_seq(&h, c, f * s);
+                    h = block.forward_infer_seq(&h, c, f * s, ctx);
                 }
             }
             Stack::Alternating(blocks) => {
                 for (i, pair) in blocks.chunks(2).enumerate() {
-                    let mut x = to_temporal(&pair[0].forward_infer_seq(&h, c, s), f, s);
+                    let mut x = to_temporal(&pair[0].forward_infer_seq(&h, c, s, ctx), f, s);
                     if i == 0 {
                         add_per_frame(&mut x, temp_embed, 1);
                     }
-                    h = to_spatial(&pair[1].forward_infer_seq(&x, c, f), f, s);
+                    h = to_spatial(&pair[1].forward_infer_seq(&x, c, f, ctx), f, s);
                 }
             }
             Stack::Factorized(blocks) => {
                 for (i, block) in blocks.iter().enumerate() {
-                    h = block.forward_infer(&h, c, grid, (i == 0).then_some(temp_embed));
+                    h = block.forward_infer(&h, c, grid, (i == 0).then_some(temp_embed), ctx);
                 }
             }
         }
@@ -149,33 +153,35 @@ impl Stack {
     }
 
     // ANCHOR: stack_backward
-    /// Given `dh` (B·F'·S, D), adds into every parameter's gradient and into `dc` (B, D),
-    /// and returns the gradient of the input tokens. The tables are fixed: adding one passes
-    /// the gradient through unchanged.
+    /// Given `dh` (B·F'·S, D), adds into every parameter's gradient, into `dc` (B, D) and,
+    /// with captions, into `dctx` (B, L, D), and returns the gradient of the input tokens.
+    /// The tables are fixed: adding one passes the gradient through unchanged.
     pub fn backward(
         &mut self,
         cache: &StackCache,
         mut dh: Array2<f32>,
         dc: &mut Array2<f32>,
         grid: Grid,
+        mut dctx: Option<&mut Array3<f32>>,
     ) -> Array2<f32> {
         let (f, s) = (grid.frames, grid.tokens);
         match (self, cache) {
             (Stack::Full(blocks), StackCache::Blocks(caches)) => {
                 for (block, cache) in blocks.iter_mut().zip(caches).rev() {
-                    dh = block.backward(cache, &dh, dc);
+                    dh = block.backward_seq(cache, &dh, dc, dctx.as_deref_mut());
                 }
             }
             (Stack::Alternating(blocks), StackCache::Blocks(caches)) => {
                 for (pair, cache) in blocks.chunks_mut(2).zip(caches.chunks(2)).rev() {
                     let dx = to_temporal(&dh, f, s);
-                    let dx = pair[1].backward(&cache[1], &dx, dc);
-                    dh = pair[0].backward(&cache[0], &to_spatial(&dx, f, s), dc);
+                    let dx = pair[1].backward_seq(&cache[1], &dx, dc, dctx.as_deref_mut());
+                    let dx = to_spatial(&dx, f, s);
+                    dh = pair[0].backward_seq(&cache[0], &dx, dc, dctx.as_deref_mut());
                 }
             }
             (Stack::Factorized(blocks), StackCache::Factorized(caches)) => {
                 for (block, cache) in blocks.iter_mut().zip(caches).rev() {
-                    dh = block.backward(cache, &dh, dc, grid);
+                    dh = block.backward(cache, &dh, dc, grid, dctx.as_deref_mut());
                 }
             }
             _ => panic!("video DiT: backward was given the cache of another layout"),
