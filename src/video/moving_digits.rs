@@ -267,7 +267,7 @@ impl MovingDigits {
     /// Draws clip `(F, H, W)` of class `label` into `clip` (all −1); returns its speed.
     fn draw(&self, clip: &mut [f32], label: usize, bank: &Bank, r: &mut Rng) -> usize {
         let (digit, motion) = unlabel(label);
-        let (side, sp) = (self.canvas, self.sprite);
+        let sp = self.sprite;
         let speed = r.random_range(self.min_speed..=self.max_speed);
         let ink = match bank {
             Bank::Render => digits::render_digit(digit, sp, r),
@@ -276,6 +276,22 @@ impl MovingDigits {
                 pool[r.random_range(0..pool.len())].clone()
             }
         };
+        self.paint(clip, &ink, motion, speed, r);
+        speed
+    }
+
+    /// Paints glyph `ink` (`sprite · sprite` coverage in `[0, 1]`) into `clip` `(F, H, W)` (all
+    /// −1), moving by `motion` at `speed` px/frame by the motion rule of the module doc, the
+    /// start drawn from `r`. Shared with the colour digits, one channel per digit.
+    pub(crate) fn paint(
+        &self,
+        clip: &mut [f32],
+        ink: &[f32],
+        motion: Motion,
+        speed: usize,
+        r: &mut Rng,
+    ) {
+        let (side, sp) = (self.canvas, self.sprite);
         let room = (side - sp) as i64; // L
         let travel = (speed * (self.frames - 1)) as i64; // s (F − 1)
         let (dx, dy) = motion.velocity();
@@ -300,7 +316,6 @@ impl MovingDigits {
                 }
             }
         }
-        speed
     }
 
     /// The glyphs: rendered per clip, or a dataset's images by digit.

@@ -99,15 +99,9 @@ pub fn score_clips(
     let per_frame = scorer.digit.predict(frames.view()); // (N·F)
     let (mut digit_right, mut consistency) = (0usize, 0.0f64);
     for (clip, &l) in per_frame.chunks(f).zip(asked) {
-        let mut votes = [0usize; 10];
-        for &d in clip {
-            votes[d] += 1;
-        }
-        let top = (0..10)
-            .max_by_key(|&d| (votes[d], std::cmp::Reverse(d)))
-            .unwrap_or(0);
+        let (top, votes) = majority_digit(clip);
         digit_right += usize::from(top == unlabel(l).0);
-        consistency += votes[top] as f64 / f as f64;
+        consistency += votes as f64 / f as f64;
     }
 
     // Motion read off the pixels; speed against the real speeds.
@@ -146,6 +140,19 @@ pub fn score_clips(
     })
 }
 // ANCHOR_END: score_clips
+
+/// The digit most frames of a clip show, by the frame classifier's per-frame digits (ties go
+/// to the smaller digit), and how many frames show it.
+pub fn majority_digit(per_frame: &[usize]) -> (usize, usize) {
+    let mut votes = [0usize; 10];
+    for &d in per_frame {
+        votes[d.min(9)] += 1;
+    }
+    let top = (0..10)
+        .max_by_key(|&d| (votes[d], std::cmp::Reverse(d)))
+        .unwrap_or(0);
+    (top, votes[top])
+}
 
 /// For each asked clip, one real clip of its class for `A` and another for `B`, drawn without
 /// replacement in an order shuffled by `seed`.
