@@ -29,6 +29,7 @@ pub mod optim;
 pub mod param;
 pub mod sample;
 pub mod tensor;
+pub mod text;
 pub mod toy2d;
 pub mod train;
 pub mod unet;
