@@ -3,14 +3,16 @@
 //! classifier-free guidance contrasts with the real one and which training substitutes at
 //! random so one network learns both $p(x \mid y)$ and $p(x)$.
 //!
-//! Two kinds today: class labels, and [`Blend`]s of two classes (sampling only: the
-//! class-interpolation experiment). The null entry is `None`: each model maps it to its own
-//! null input (DiT's `LabelEmbedder` reserves the label `num_classes`). A caption (token ids
-//! and their padding mask, `None` for the empty caption) is one more variant here; the
-//! trainer, the sampler and guidance handle every variant through the methods below, and a
-//! model reads class labels and blends alike as rows of its label table ([`Condition::rows`]).
+//! Three kinds: class labels, [`Blend`]s of two classes (sampling only: the
+//! class-interpolation experiment), and captions (token ids with their padding mask). The
+//! null entry is `None`: each model maps it to its own null input (DiT's `LabelEmbedder`
+//! reserves the label `num_classes`; a text-conditioned model has a learned null caption).
+//! The trainer, the sampler and guidance handle every variant through the methods below; a
+//! model reads class labels and blends alike as rows of its label table ([`Condition::rows`]),
+//! and captions through its text encoder.
 
 use super::blend::Blend;
+use crate::text::tokenizer::Tokens;
 use crate::tensor::Rng;
 use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_rand::rand::Rng as _;
@@ -26,6 +28,8 @@ pub enum Condition {
     Labels(Vec<Option<usize>>),
     /// One blend of two classes' embeddings per sample; `None` is the null label.
     Blend(Vec<Option<Blend>>),
+    /// One tokenized caption per sample; `None` is the null caption.
+    Captions(Vec<Option<Tokens>>),
 }
 // ANCHOR_END: condition
 
@@ -46,6 +50,7 @@ impl Condition {
             Condition::None => None,
             Condition::Labels(ids) => Some(ids.len()),
             Condition::Blend(b) => Some(b.len()),
+            Condition::Captions(c) => Some(c.len()),
         }
     }
 
@@ -63,6 +68,8 @@ impl Condition {
         match self {
             Condition::None => None,
             Condition::Labels(ids) => Some(ids.iter().map(|y| y.unwrap_or(null)).collect()),
+            // a text-conditioned model's label table holds only the null label
+            Condition::Captions(c) => Some(vec![null; c.len()]),
             Condition::Blend(_) => {
                 panic!("a blend of two classes has no label ids: sample it, do not train on it")
             }
@@ -86,6 +93,7 @@ impl Condition {
         };
         match self {
             Condition::None => gather(&vec![null; n]),
+            Condition::Captions(c) => gather(&vec![null; c.len()]),
             Condition::Labels(ids) => {
                 gather(&ids.iter().map(|y| y.unwrap_or(null)).collect::<Vec<_>>())
             }
@@ -108,6 +116,7 @@ impl Condition {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(vec![None; ids.len()]),
             Condition::Blend(b) => Condition::Blend(vec![None; b.len()]),
+            Condition::Captions(c) => Condition::Captions(vec![None; c.len()]),
         }
     }
 
@@ -117,6 +126,7 @@ impl Condition {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(ids[r].to_vec()),
             Condition::Blend(b) => Condition::Blend(b[r].to_vec()),
+            Condition::Captions(c) => Condition::Captions(c[r].to_vec()),
         }
     }
 
@@ -126,6 +136,9 @@ impl Condition {
             Condition::None => Condition::None,
             Condition::Labels(ids) => Condition::Labels(idx.iter().map(|&i| ids[i]).collect()),
             Condition::Blend(b) => Condition::Blend(idx.iter().map(|&i| b[i]).collect()),
+            Condition::Captions(c) => {
+                Condition::Captions(idx.iter().map(|&i| c[i].clone()).collect())
+            }
         }
     }
 
@@ -144,6 +157,12 @@ impl Condition {
             Condition::Blend(b) => Condition::Blend(
                 b.iter()
                     .map(|&y| if r.random::<f32>() < p { None } else { y })
+                    .collect(),
+            ),
+            // Open-Sora's caption dropout: the caption becomes the null caption
+            Condition::Captions(c) => Condition::Captions(
+                c.iter()
+                    .map(|y| if r.random::<f32>() < p { None } else { y.clone() })
                     .collect(),
             ),
         }

@@ -212,12 +212,14 @@ pub struct Samples {
 
 impl Samples {
     /// The class of each sample (empty for an unconditional model; a grid has no null
-    /// entries). Panics for a grid of [`Condition::Blend`]s, whose samples have no one class.
+    /// entries). Panics for a grid of [`Condition::Blend`]s or captions, whose samples have
+    /// no one class.
     pub fn labels(&self) -> Vec<usize> {
         match &self.y {
             Condition::None => Vec::new(),
             Condition::Labels(ids) => ids.iter().map(|y| y.expect("a class per row")).collect(),
             Condition::Blend(_) => panic!("samples of blends of two classes have no one class"),
+            Condition::Captions(_) => panic!("samples of captions have no class"),
         }
     }
 }

@@ -2,8 +2,14 @@
 //!
 //! - [`tokenizer`]: a word-level tokenizer over a fixed vocabulary of 32 words — the caption
 //!   grammar of [`crate::video`]'s colour digits — into `MAX_LEN` token ids with a padding mask.
+//! - [`encoder`]: a Transformer text encoder (the 2017 encoder half, pre-LayerNorm as CLIP's
+//!   text tower), pre-trained against a small video tower with CLIP's contrastive loss and
+//!   then frozen for the video DiT.
 //!
-//! This folder is the bottom of the text stack: it imports no video, model or metrics module,
-//! so the video data and the text encoder can both build on it.
+//! The encoder takes token ids `(B, L)` and a validity mask `(B, L)` (true = a real token, a
+//! prefix of every row) as plain arrays. This folder is the bottom of the text stack: it
+//! imports no video, model or metrics module, so the video data and the video DiT can both
+//! build on it.
 
+pub mod encoder;
 pub mod tokenizer;
