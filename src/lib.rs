@@ -5,10 +5,10 @@
 //! CPU, with every backward pass written by hand. Read it beside the book in `book/`.
 //!
 //! The layers, bottom up: [`tensor`], [`param`], [`nn`] and [`optim`]; [`diffusion`] (the
-//! math only); the networks [`vae`], [`unet`], [`dit`] and [`toy2d`]; [`data`], [`io`] and
-//! [`metrics`]; [`train`] (one trainer for any model and rank of data), [`models`] (the
-//! registry and each model's recipe); the commands [`sample`], [`interpolate`], [`demo`] and
-//! [`experiments`]; and [`cli`], the command line.
+//! math only); the networks [`vae`], [`unet`], [`dit`] and [`toy2d`]; [`data`], [`io`],
+//! [`text`] (captions as tokens) and [`metrics`]; [`train`] (one trainer for any model and
+//! rank of data), [`models`] (the registry and each model's recipe); the commands
+//! [`sample`], [`interpolate`], [`demo`] and [`experiments`]; and [`cli`], the command line.
 
 pub mod cli;
 pub mod data;

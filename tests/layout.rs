@@ -1,5 +1,6 @@
 //! The architecture as a test: the folders of `src/` import each other without a cycle, and
-//! `src/diffusion/` — the math — imports no model, data, VAE, I/O or training module.
+//! `src/diffusion/` — the math — imports no model, data, VAE, I/O or training module, and
+//! `src/text/` imports no video or metrics module (the video data builds on text, not back).
 //! Imports are read from the source (`crate::<module>` outside comments).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,6 +101,17 @@ fn diffusion_is_the_math_only() {
         .filter(|m| !allowed.contains(&m.as_str()))
         .collect();
     assert!(extra.is_empty(), "src/diffusion/ imports {extra:?}");
+}
+
+#[test]
+fn text_sits_below_video_and_metrics() {
+    let graph = imports();
+    let forbidden = ["video", "metrics"];
+    let bad: Vec<&String> = graph["text"]
+        .iter()
+        .filter(|m| forbidden.contains(&m.as_str()))
+        .collect();
+    assert!(bad.is_empty(), "src/text/ imports {bad:?}");
 }
 
 #[test]
