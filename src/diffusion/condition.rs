@@ -12,8 +12,8 @@
 //! and captions through its text encoder.
 
 use super::blend::Blend;
-use crate::text::tokenizer::Tokens;
 use crate::tensor::Rng;
+use crate::text::tokenizer::Tokens;
 use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_rand::rand::Rng as _;
 use std::ops::Range;
@@ -162,7 +162,13 @@ impl Condition {
             // Open-Sora's caption dropout: the caption becomes the null caption
             Condition::Captions(c) => Condition::Captions(
                 c.iter()
-                    .map(|y| if r.random::<f32>() < p { None } else { y.clone() })
+                    .map(|y| {
+                        if r.random::<f32>() < p {
+                            None
+                        } else {
+                            y.clone()
+                        }
+                    })
                     .collect(),
             ),
         }

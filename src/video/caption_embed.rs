@@ -17,6 +17,7 @@ use crate::dit::{Context, Mlp};
 use crate::nn::{xavier_linear, zero_linear, Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};
+use crate::text::encoder::{pooled, pooled_backward};
 use ndarray::{s, Array2, Array3, Axis};
 
 /// `y_proj`, the null caption and (optionally) the pooled caption's projection.
@@ -42,7 +43,7 @@ pub struct CaptionEmbedderCache {
 impl CaptionEmbedder {
     /// For tokens of width `dim`; the null caption $\sim \mathcal N(0, 1/E)$ as Open-Sora's.
     pub fn new(config: &CaptionConfig, dim: usize, rng: &mut Rng) -> Self {
-        let (l, e) = (config.max_len, config.width);
+        let (l, e) = (config.encoder.max_len, config.encoder.width);
         CaptionEmbedder {
             y_proj: Mlp {
                 fc1: xavier_linear(e, dim, rng),
@@ -90,7 +91,7 @@ impl CaptionEmbedder {
         let tokens = y.into_shape_with_order((b, l, d)).expect("contiguous");
         let (pooled, pool) = match &self.pool {
             Some(pool) => {
-                let (c, cache) = pool.forward(&mean_over_words(&e, &mask)); // (B, D)
+                let (c, cache) = pool.forward(&pooled(&e, &mask)); // (B, D)
                 (Some(c), Some(cache))
             }
             None => (None, None),
@@ -125,7 +126,7 @@ impl CaptionEmbedder {
         let pooled = self
             .pool
             .as_ref()
-            .map(|pool| pool.forward_infer(&mean_over_words(&e, &mask)));
+            .map(|pool| pool.forward_infer(&pooled(&e, &mask)));
         (Context { tokens, mask }, pooled)
     }
 
@@ -148,17 +149,7 @@ impl CaptionEmbedder {
         let mut de = de.into_shape_with_order((b, l, width)).expect("contiguous");
         if let (Some(pool), Some(pc), Some(dc)) = (&mut self.pool, &cache.pool, dc) {
             // $\bar e = \frac{1}{|m|}\sum_{j: m_j} e_j$: each word gets $d\bar e / |m|$
-            let dmean = pool.backward(pc, dc); // (B, E)
-            for ((mut de_b, m), g) in de
-                .outer_iter_mut()
-                .zip(cache.mask.outer_iter())
-                .zip(dmean.outer_iter())
-            {
-                let n = m.iter().filter(|&&v| v).count() as f32;
-                for (mut row, _) in de_b.outer_iter_mut().zip(m).filter(|(_, &v)| v) {
-                    row.scaled_add(1.0 / n, &g);
-                }
-            }
+            de += &pooled_backward(&pool.backward(pc, dc), &cache.mask); // (B, L, E)
         }
         let mut grad = self.y_embedding.g2();
         for (i, _) in cache.null.iter().enumerate().filter(|(_, &n)| n) {
@@ -167,29 +158,6 @@ impl CaptionEmbedder {
         }
         de
     }
-}
-
-/// The mean of each sample's word rows: `e` (B, L, E), `mask` (B, L) → (B, E).
-pub fn mean_over_words(e: &Array3<f32>, mask: &Array2<bool>) -> Array2<f32> {
-    let (b, _, width) = e.dim();
-    let mut out = Array2::zeros((b, width));
-    for ((mut o, e), m) in out
-        .outer_iter_mut()
-        .zip(e.outer_iter())
-        .zip(mask.outer_iter())
-    {
-        let words: Vec<usize> = m
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v)
-            .map(|(j, _)| j)
-            .collect();
-        for &j in &words {
-            o += &e.row(j);
-        }
-        o /= words.len().max(1) as f32;
-    }
-    out
 }
 
 impl Parameters for CaptionEmbedder {

@@ -11,6 +11,7 @@
 
 use crate::dit::{Conditioning, DiTConfig};
 use crate::error::{Error, Result};
+use crate::text::encoder::TextEncoderConfig;
 use std::collections::BTreeMap;
 
 /// The longest clip any table is made for (frames), the moving digits' limit.
@@ -74,22 +75,28 @@ pub struct VideoDiTConfig {
 }
 
 // ANCHOR: caption_config
-/// How a text-conditioned video DiT reads a caption (Open-Sora's `CaptionEmbedder`).
+/// How a text-conditioned video DiT reads a caption: its text encoder's shape (width $E$ is
+/// Open-Sora's `caption_channels`, `max_len` $L$ the null caption's length) and two choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CaptionConfig {
-    /// The text encoder's width $E$ (Open-Sora's `caption_channels`).
-    pub width: usize,
-    /// Tokens per caption $L$, padding included: the null caption's length.
-    pub max_len: usize,
+    pub encoder: TextEncoderConfig,
     /// Whether the caption, mean-pooled over its words, is also added to adaLN's
-    /// conditioning vector $c = e_t + W \bar y$ (PixArt and STDiT use cross-attention only).
+    /// conditioning vector $c = e_t + W \bar e$ (PixArt and STDiT use cross-attention only).
     pub pooled: bool,
+    /// Train the text encoder with the DiT instead of keeping it frozen.
+    pub train_encoder: bool,
 }
 // ANCHOR_END: caption_config
 
-const TEXT_WIDTH: &str = "text.width";
-const TEXT_MAX_LEN: &str = "text.max_len";
+const TEXT_KEYS: [&str; 5] = [
+    "text.vocab",
+    "text.max_len",
+    "text.width",
+    "text.depth",
+    "text.heads",
+];
 const TEXT_POOLED: &str = "text.pooled";
+const TEXT_TRAINED: &str = "text.train_encoder";
 const FRAMES: &str = "video.frames";
 const TEMPORAL_PATCH: &str = "video.temporal_patch";
 const LAYOUT: &str = "video.layout";
@@ -170,9 +177,15 @@ impl VideoDiTConfig {
         meta.insert(TEMPORAL_PATCH.into(), self.temporal_patch.to_string());
         meta.insert(LAYOUT.into(), self.layout.name().into());
         if let Some(t) = &self.text {
-            meta.insert(TEXT_WIDTH.into(), t.width.to_string());
-            meta.insert(TEXT_MAX_LEN.into(), t.max_len.to_string());
+            let e = &t.encoder;
+            for (key, v) in TEXT_KEYS
+                .iter()
+                .zip([e.vocab, e.max_len, e.width, e.depth, e.heads])
+            {
+                meta.insert(key.to_string(), v.to_string());
+            }
             meta.insert(TEXT_POOLED.into(), t.pooled.to_string());
+            meta.insert(TEXT_TRAINED.into(), t.train_encoder.to_string());
         }
         meta
     }
@@ -200,13 +213,28 @@ impl VideoDiTConfig {
             frames: number(FRAMES, frames)?,
             temporal_patch: number(TEMPORAL_PATCH, m.get(TEMPORAL_PATCH).map_or("1", |s| s))?,
             layout: Layout::parse(m.get(LAYOUT).map_or("alternating", |s| s))?,
-            text: match m.get(TEXT_WIDTH) {
-                None => None,
-                Some(w) => Some(CaptionConfig {
-                    width: number(TEXT_WIDTH, w)?,
-                    max_len: number(TEXT_MAX_LEN, m.get(TEXT_MAX_LEN).map_or("", |s| s))?,
-                    pooled: m.get(TEXT_POOLED).is_some_and(|s| s == "true"),
-                }),
+            text: match m.contains_key(TEXT_KEYS[0]) {
+                false => None,
+                true => {
+                    let mut v = [0; 5];
+                    for (v, key) in v.iter_mut().zip(TEXT_KEYS) {
+                        *v = number(key, m.get(key).map_or("", |s| s))?;
+                    }
+                    let [vocab, max_len, width, depth, heads] = v;
+                    let encoder = TextEncoderConfig {
+                        vocab,
+                        max_len,
+                        width,
+                        depth,
+                        heads,
+                    };
+                    encoder.validate()?;
+                    Some(CaptionConfig {
+                        encoder,
+                        pooled: m.get(TEXT_POOLED).is_some_and(|s| s == "true"),
+                        train_encoder: m.get(TEXT_TRAINED).is_some_and(|s| s == "true"),
+                    })
+                }
             },
         };
         config.validate()?;

@@ -36,6 +36,7 @@ pub mod model;
 pub mod moving_digits;
 pub mod patch;
 pub mod stack;
+pub mod text_path;
 
 pub use config::{Layout, VideoDiTConfig, MAX_FRAMES};
 pub use model::{VideoDiT, VideoDiTCache};

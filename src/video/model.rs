@@ -15,21 +15,24 @@
 //! trained one gets the sin-cos table of its own length (the first rows are the trained
 //! table), up to [`MAX_FRAMES`](super::config::MAX_FRAMES).
 
+use super::caption_embed::CaptionEmbedder;
 use super::config::{check_frames, VideoDiTConfig};
 use super::factorized::Grid;
 use super::patch::{clip_patchify, clip_unpatchify, ChannelOrder, Tubelet};
 use super::stack::{Stack, StackCache};
+use super::text_path::{TextPath, TextPathCache};
 use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use crate::dit::embed::TimestepEmbedderCache;
 use crate::dit::pos_embed::sincos_1d;
 use crate::dit::{
-    pos_embed_2d, FinalLayer, FinalLayerCache, LabelEmbedder, PatchEmbed, TimestepEmbedder,
+    pos_embed_2d, Context, FinalLayer, FinalLayerCache, LabelEmbedder, PatchEmbed, TimestepEmbedder,
 };
 use crate::error::Result;
 use crate::nn::EmbeddingCache;
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::{Array2, Array5, ArrayD, ArrayView5, Axis, Ix5};
+use crate::text::encoder::TextEncoder;
+use ndarray::{Array2, Array3, Array5, ArrayD, ArrayView5, Axis, Ix5};
 
 /// A denoiser `(x_t, t, y) → output` over `(B, C, F, H, W)` latent clips.
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ pub struct VideoDiT {
     pub y_embedder: LabelEmbedder,
     pub blocks: Stack,
     pub final_layer: FinalLayer,
+    /// A text-conditioned model's caption path ([`TextPath`]); `None`: class labels.
+    pub text: Option<TextPath>,
 }
 
 /// What [`VideoDiT::backward`] needs.
@@ -50,6 +55,7 @@ pub struct VideoDiTCache {
     t_embedder: TimestepEmbedderCache,
     y_embedder: EmbeddingCache,
     blocks: StackCache,
+    text: Option<TextPathCache>,
     last: FinalLayerCache,
     grid: Grid,
     shape: (usize, usize, usize, usize, usize),
@@ -76,6 +82,11 @@ impl VideoDiT {
         let blocks = Stack::new(&config, rng);
         // the final Linear gives each token its p_t·p·p·C_out values
         let final_layer = FinalLayer::new(d, 1, pt * p * p * c.out_channels());
+        let text = config.text.map(|t| TextPath {
+            text_encoder: TextEncoder::new(t.encoder, rng),
+            train_encoder: t.train_encoder,
+            y_embedder: CaptionEmbedder::new(&t, d, rng),
+        });
         Ok(VideoDiT {
             pos_embed: pos_embed_2d(d, c.grid_size()),
             temp_embed: temp_embed_table(d, config.token_frames()),
@@ -84,6 +95,7 @@ impl VideoDiT {
             y_embedder,
             blocks,
             final_layer,
+            text,
             config,
         })
     }
@@ -158,7 +170,6 @@ impl VideoDiT {
         (h, patches)
     }
 
-    // ANCHOR: video_dit_forward
     /// The output `(B, C_out, F, H, W)` for clips `x`, timesteps `t` and labels `y` (`None`:
     /// the null label), keeping every cache.
     pub fn forward(
@@ -167,14 +178,39 @@ impl VideoDiT {
         t: &[usize],
         y: Option<&[usize]>,
     ) -> (Array5<f32>, VideoDiTCache) {
+        let y = y.map_or(Condition::None, Condition::labels);
+        self.forward_cond(x, t, &y)
+    }
+
+    // ANCHOR: video_dit_forward
+    /// The output `(B, C_out, F, H, W)` for clips `x`, timesteps `t` and the condition `y`
+    /// (class labels, or captions for a text-conditioned model), keeping every cache.
+    pub fn forward_cond(
+        &self,
+        x: ArrayView5<f32>,
+        t: &[usize],
+        y: &Condition,
+    ) -> (Array5<f32>, VideoDiTCache) {
         let grid = self.grid(&x, t);
         let b = x.shape()[0];
         let (h, patches) = self.embed(x.view()); // (B·F'·S, D)
         let (e_t, t_embedder) = self.t_embedder.forward(t);
-        let (e_y, y_embedder) = self.y_embedder.forward(y, b);
-        let c = &e_t + &e_y; // (B, D), one row per clip
+        let ids = y.label_ids(self.null_label());
+        let (e_y, y_embedder) = self.y_embedder.forward(ids.as_deref(), b);
+        let mut c = &e_t + &e_y; // (B, D), one row per clip
+                                 // a caption: the blocks' context, and (pooled) a term of c
+        let (ctx, text) = match &self.text {
+            Some(path) => {
+                let (ctx, pooled, cache) = path.forward(y, b);
+                if let Some(p) = pooled {
+                    c += &p;
+                }
+                (Some(ctx), Some(cache))
+            }
+            None => (None, None),
+        };
         let temp = self.temp_table(grid.frames);
-        let (h, blocks) = self.blocks.forward(h, &c, grid, &temp, None);
+        let (h, blocks) = self.blocks.forward(h, &c, grid, &temp, ctx.as_ref());
         let (out, last) = self.final_layer.forward(&h, &c); // (B·F'·S, p_t·p·p·C_out)
         let shape = self.out_shape(&x);
         let cache = VideoDiTCache {
@@ -182,6 +218,7 @@ impl VideoDiT {
             t_embedder,
             y_embedder,
             blocks,
+            text,
             last,
             grid,
             shape: x.dim(),
@@ -201,12 +238,28 @@ impl VideoDiT {
         t: &[usize],
         e_y: &Array2<f32>,
     ) -> Array5<f32> {
+        self.forward_infer_with(x, t, e_y, None)
+    }
+
+    /// [`forward_infer_embedded`](Self::forward_infer_embedded) reading `text`, the captions'
+    /// context and pooled term, in a text-conditioned model.
+    fn forward_infer_with(
+        &self,
+        x: ArrayView5<f32>,
+        t: &[usize],
+        e_y: &Array2<f32>,
+        text: Option<(Context, Option<Array2<f32>>)>,
+    ) -> Array5<f32> {
         let grid = self.grid(&x, t);
         let (h, _) = self.embed(x.view());
-        let c = &self.t_embedder.forward_infer(t) + e_y;
+        let mut c = &self.t_embedder.forward_infer(t) + e_y;
+        if let Some((_, Some(pooled))) = &text {
+            c += pooled;
+        }
+        let ctx = text.as_ref().map(|(ctx, _)| ctx);
         let h = self
             .blocks
-            .forward_infer(h, &c, grid, &self.temp_table(grid.frames), None);
+            .forward_infer(h, &c, grid, &self.temp_table(grid.frames), ctx);
         let out = self.final_layer.forward_infer(&h, &c);
         clip_unpatchify(
             out.view(),
@@ -230,12 +283,20 @@ impl VideoDiT {
         let dout = clip_patchify(d_out, t, ChannelOrder::Last); // (B·F'·S, p_t·p·p·C_out)
         let mut dc = Array2::zeros((cache.shape.0, self.config.dit.hidden_size)); // (B, D)
         let dh = self.final_layer.backward(&cache.last, &dout, &mut dc);
+        // the captions' context gathers the gradient of every block's cross-attention
+        let mut dctx = cache.text.as_ref().map(|_| {
+            let l = self.config.text.expect("a text model").encoder.max_len;
+            Array3::zeros((cache.shape.0, l, self.config.dit.hidden_size)) // (B, L, D)
+        });
         let dh = self
             .blocks
-            .backward(&cache.blocks, dh, &mut dc, cache.grid, None);
-        // $c = e_t + e_y$: both embedders receive all of ∂L/∂c
+            .backward(&cache.blocks, dh, &mut dc, cache.grid, dctx.as_mut());
+        // $c = e_t + e_y\,[+ W\bar e]$: every term receives all of ∂L/∂c
         self.t_embedder.backward(&cache.t_embedder, &dc);
         self.y_embedder.backward(&cache.y_embedder, &dc);
+        if let (Some(path), Some(tc), Some(dctx)) = (&mut self.text, &cache.text, &dctx) {
+            path.backward(tc, dctx, &dc);
+        }
         // the tables are fixed: the tokens' gradient goes to the patch embedding
         let dp = self.x_embedder.project_backward(&cache.patches, &dh);
         clip_unpatchify(dp.view(), cache.shape, t, ChannelOrder::First)
@@ -257,8 +318,10 @@ impl Denoiser for VideoDiT {
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
         let x = as_clips(x_t);
         let table = self.y_embedder.embedding_table.weight.v2();
-        let e_y = y.rows(table, self.null_label(), x.shape()[0]); // (B, D)
-        self.forward_infer_embedded(x, t, &e_y).into_dyn()
+        let b = x.shape()[0];
+        let e_y = y.rows(table, self.null_label(), b); // (B, D)
+        let text = self.text.as_ref().map(|path| path.forward_infer(y, b));
+        self.forward_infer_with(x, t, &e_y, text).into_dyn()
     }
 }
 
@@ -271,8 +334,7 @@ impl TrainableDenoiser for VideoDiT {
         t: &[usize],
         y: &Condition,
     ) -> (ArrayD<f32>, VideoDiTCache) {
-        let ids = y.label_ids(self.null_label());
-        let (out, cache) = self.forward(as_clips(x_t), t, ids.as_deref());
+        let (out, cache) = self.forward_cond(as_clips(x_t), t, y);
         (out.into_dyn(), cache)
     }
 
@@ -287,6 +349,9 @@ impl Parameters for VideoDiT {
         self.x_embedder.visit(&join(prefix, "x_embedder"), f);
         self.t_embedder.visit(&join(prefix, "t_embedder"), f);
         self.y_embedder.visit(&join(prefix, "y_embedder"), f);
+        if let Some(text) = &mut self.text {
+            text.visit(prefix, f);
+        }
         self.blocks.visit(prefix, f);
         self.final_layer.visit(&join(prefix, "final_layer"), f);
     }
