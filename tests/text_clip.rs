@@ -2,6 +2,8 @@
 //! InfoNCE loss (features and temperature) and the whole model; a short pre-training run on a
 //! synthetic task whose retrieval rises far above chance; the text encoder's checkpoint.
 
+mod support;
+
 use minisora::gradcheck::{check, random_input, GradCheck};
 use minisora::param::{Param, Parameters};
 use minisora::tensor::{rng, Rng};
@@ -116,7 +118,7 @@ proptest! {
         let mut r = rng(seed);
         let mut clip = tiny_clip(&mut r);
         // Unit-scale embeddings (see tests/grad_text.rs) and a mid-range temperature.
-        clip.text.token_embedding.weight.value = random_input(&[6, 8], &mut r);
+        clip.text.token_embedding.weight.value = support::tokens(&[6, 8], &mut r);
         clip.text.positional_embedding.value = random_input(&[4, 8], &mut r);
         clip.logit_scale.value[0] = 1.0;
         let ids = Array2::from_shape_fn((b, 4), |_| r.random_range(0..6));
