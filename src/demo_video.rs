@@ -316,5 +316,6 @@ fn frames_of(clips: &TrainData) -> TrainData {
             .collect(),
         class_names: (0..10).map(|d| d.to_string()).collect(),
         dataset: clips.dataset.clone(),
+        captions: Vec::new(),
     }
 }

@@ -118,6 +118,7 @@ pub fn dit_info(model: &DiT) -> ModelInfo {
     let (t, d) = model.pos_embed().dim();
     let pos = model.pos_embed().to_shape((1, t, d)).expect("contiguous");
     ModelInfo {
+        captions: false,
         name: "dit".into(),
         in_channels: model.config.in_channels,
         null_label: Some(model.null_label()),

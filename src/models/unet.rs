@@ -124,6 +124,7 @@ pub fn train_unet(config: &UNetConfig, opts: &TrainOptions) -> Result<TrainRepor
     }
     let mut model = UNet::new(config, &mut rng(opts.seed))?;
     let info = ModelInfo {
+        captions: false,
         name: "unet".into(),
         in_channels: c,
         null_label: model.null_label(),

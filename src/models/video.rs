@@ -160,7 +160,11 @@ pub fn video_info(model: &VideoDiT) -> ModelInfo {
         null_label: Some(model.null_label()),
         flops_per_sample: model.flops(),
         metadata: model.config.to_metadata(),
-        buffers: tables(model),
+        buffers: tables(model)
+            .into_iter()
+            .chain(model.text.iter().flat_map(|t| t.frozen_tensors()))
+            .collect(),
+        captions: model.text.is_some(),
     }
 }
 
@@ -174,6 +178,9 @@ fn load(
     if training {
         let mut model = VideoDiT::new(VideoDiTConfig::from_metadata(meta)?, &mut rng(0))?;
         assign_weights(path, &mut model, tensors, "ema.")?;
+        if let Some(text) = &mut model.text {
+            text.load_frozen(path, tensors)?;
+        }
         Ok(Box::new(model))
     } else {
         Ok(Box::new(load_video_dit(path)?))

@@ -7,6 +7,8 @@
 use super::latent_norm::{LatentNorm, NormKind};
 use super::options::TrainOptions;
 use crate::data::DataSource;
+use crate::diffusion::Condition;
+use crate::text::tokenizer::tokenize;
 use crate::error::{Error, Result};
 use crate::tensor::{init, Rng};
 use crate::vae::encode::load_latents;
@@ -58,6 +60,9 @@ pub struct TrainData {
     /// The dataset the samples come from (for latents: the one the VAE encoded), so the
     /// checkpoint can name it and `minisora evaluate` can score against it.
     pub dataset: Option<String>,
+    /// One caption per sample (latent clips record them; empty otherwise): what a
+    /// text-conditioned model trains on.
+    pub captions: Vec<String>,
 }
 
 impl TrainData {
@@ -70,6 +75,7 @@ impl TrainData {
             labels,
             class_names,
             dataset: None,
+            captions: Vec::new(),
         }
     }
 
@@ -99,6 +105,7 @@ impl TrainData {
                     labels: set.labels,
                     class_names: set.class_names,
                     dataset: set.dataset,
+                    captions: set.captions,
                 })
             }
             Source::Pixels(d) if opts.latent_norm == NormKind::PerChannel => Err(Error::new(
@@ -131,6 +138,28 @@ impl TrainData {
     /// Channels of a sample.
     pub fn channels(&self) -> usize {
         self.mean.shape()[1]
+    }
+
+    /// Every sample's caption, tokenized: the condition a text-conditioned model trains on.
+    /// Data without captions, or a caption outside the vocabulary, is an error that says so.
+    pub fn caption_condition(&self) -> Result<Condition> {
+        if self.captions.len() != self.len() {
+            return Err(Error::new(
+                format!(
+                    "a text-conditioned model needs one caption per sample; the data has {} \
+                     captions for {} samples",
+                    self.captions.len(),
+                    self.len()
+                ),
+                "encode captioned clips (`minisora encode-video --data colour-digits`)",
+            ));
+        }
+        let tokens = self
+            .captions
+            .iter()
+            .map(|c| tokenize(c).map(Some))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Condition::Captions(tokens))
     }
 
     /// Classes: the named ones, or one more than the largest label.

@@ -98,6 +98,8 @@ pub struct ModelInfo {
     pub metadata: BTreeMap<String, String>,
     /// Tensors the checkpoints hold beside the parameters (DiT's fixed `pos_embed`).
     pub buffers: Vec<(String, ArrayD<f32>)>,
+    /// A text-conditioned model: it trains on the data's captions, not its labels.
+    pub captions: bool,
 }
 
 /// Checks the options, and that the data and the model agree, before any work.

@@ -119,12 +119,15 @@ pub fn train<M: TrainableDenoiser>(
         total_steps: opts.steps,
     };
     let t_max = diffusion.num_timesteps();
-    // Every sample's condition (its class label), and the figures' rows (one per class).
+    // Every sample's condition (its class label or caption), and the figures' rows (one per
+    // class).
     let conditions = match info.null_label {
+        _ if info.captions => data.caption_condition()?,
         Some(_) => Condition::labels(&data.labels),
         None => Condition::None,
     };
-    let fig = FigureOptions::new(opts, data, info.null_label);
+    // a text model's figures are unconditional: the null caption
+    let fig = FigureOptions::new(opts, data, info.null_label.filter(|_| !info.captions));
     let bar = progress(opts.steps, &format!("train {}", info.name));
     bar.set_position(first);
     let report_every = opts.steps.div_ceil(10);

@@ -8,7 +8,9 @@
 use super::config::VideoDiTConfig;
 use super::model::VideoDiT;
 use crate::dit::checkpoint::{add_metadata, fixed_table, POS_EMBED};
-use crate::error::Result;
+use super::config::VOCAB_KEY;
+use crate::error::{Error, Result};
+use crate::text::tokenizer::vocab_fingerprint;
 use crate::io::checkpoint::{load_checkpoint_with, read_metadata, save_checkpoint_with};
 use crate::tensor::rng;
 use ndarray::{Array2, ArrayD};
@@ -17,6 +19,24 @@ use std::path::Path;
 
 /// The temporal table's name in a checkpoint (Latte's).
 pub const TEMP_EMBED: &str = "temp_embed";
+
+/// A text-conditioned checkpoint must have been trained on this build's vocabulary: token
+/// ids mean nothing with another one.
+pub fn check_vocabulary(path: &Path, meta: &BTreeMap<String, String>) -> Result<()> {
+    match meta.get(VOCAB_KEY) {
+        Some(v) if *v != vocab_fingerprint() => Err(Error::new(
+            format!(
+                "{} was trained on another vocabulary ({} words) than this tokenizer's ({} words)",
+                path.display(),
+                v.split(' ').count(),
+                crate::text::tokenizer::vocab_size()
+            ),
+            "use a checkpoint trained with this version's tokenizer (retrain with `minisora \
+             demo-text` or `minisora train-text`)",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// The two fixed tables as `(1, ·, D)` tensors, for the checkpoint and the trainer.
 pub fn tables(model: &VideoDiT) -> Vec<(String, ArrayD<f32>)> {
@@ -36,7 +56,8 @@ pub fn save_video_dit(
 ) -> Result<()> {
     let mut meta = model.config.to_metadata();
     add_metadata(&mut meta, extra_metadata)?;
-    let tables = tables(model);
+    let mut tables = tables(model);
+    tables.extend(model.text.iter().flat_map(|t| t.frozen_tensors()));
     let views: Vec<_> = tables.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
     save_checkpoint_with(path, model, &views, &meta)
 }
@@ -45,9 +66,19 @@ pub fn save_video_dit(
 /// missing, extra or misshapen tensor, or a table that is not this config's, is an error
 /// naming it (an image DiT's checkpoint is an error that says how to inflate it).
 pub fn load_video_dit(path: &Path) -> Result<VideoDiT> {
-    let config = VideoDiTConfig::from_metadata(&read_metadata(path)?)?;
+    let meta = read_metadata(path)?;
+    let config = VideoDiTConfig::from_metadata(&meta)?;
+    check_vocabulary(path, &meta)?;
     let mut model = VideoDiT::new(config, &mut rng(0))?;
-    let (mut extra, _) = load_checkpoint_with(path, &mut model, &[POS_EMBED, TEMP_EMBED])?;
+    let frozen = model.text.as_ref().map_or(vec![], |t| t.frozen_names());
+    let names: Vec<&str> = [POS_EMBED, TEMP_EMBED]
+        .into_iter()
+        .chain(frozen.iter().map(String::as_str))
+        .collect();
+    let (mut extra, _) = load_checkpoint_with(path, &mut model, &names)?;
+    if let Some(text) = &mut model.text {
+        text.load_frozen(path, &extra)?;
+    }
     let g = model.config.dit.grid_size();
     let pos = fixed_table(
         path,

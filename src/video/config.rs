@@ -12,6 +12,7 @@
 use crate::dit::{Conditioning, DiTConfig};
 use crate::error::{Error, Result};
 use crate::text::encoder::TextEncoderConfig;
+use crate::text::tokenizer::vocab_fingerprint;
 use std::collections::BTreeMap;
 
 /// The longest clip any table is made for (frames), the moving digits' limit.
@@ -96,6 +97,8 @@ const TEXT_KEYS: [&str; 5] = [
     "text.heads",
 ];
 const TEXT_POOLED: &str = "text.pooled";
+/// The metadata key of a text-conditioned model's vocabulary (its words, in id order).
+pub const VOCAB_KEY: &str = "text.vocabulary";
 const TEXT_TRAINED: &str = "text.train_encoder";
 const FRAMES: &str = "video.frames";
 const TEMPORAL_PATCH: &str = "video.temporal_patch";
@@ -186,6 +189,7 @@ impl VideoDiTConfig {
             }
             meta.insert(TEXT_POOLED.into(), t.pooled.to_string());
             meta.insert(TEXT_TRAINED.into(), t.train_encoder.to_string());
+            meta.insert(VOCAB_KEY.into(), vocab_fingerprint());
         }
         meta
     }

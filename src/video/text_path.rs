@@ -18,7 +18,10 @@ use crate::dit::Context;
 use crate::param::{join, Param, Parameters};
 use crate::text::encoder::{TextEncoder, TextEncoderCache};
 use crate::text::tokenizer::{batch, Tokens, PAD};
+use crate::error::{Error, Result};
+use crate::io::checkpoint::Tensors;
 use ndarray::{Array2, Array3};
+use std::path::Path;
 
 /// The text encoder and the caption embedder.
 #[derive(Clone, Debug)]
@@ -120,6 +123,33 @@ impl TextPath {
             out.push((name.to_string(), p.value.clone()))
         });
         out
+    }
+}
+
+impl TextPath {
+    /// The names of [`frozen_tensors`](Self::frozen_tensors).
+    pub fn frozen_names(&self) -> Vec<String> {
+        self.frozen_tensors().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// Loads the frozen encoder's tensors from `tensors` (a checkpoint's); a missing or
+    /// misshapen one is an error naming it.
+    pub fn load_frozen(&mut self, path: &Path, tensors: &Tensors) -> Result<()> {
+        if self.train_encoder {
+            return Ok(());
+        }
+        let mut problem = None;
+        self.text_encoder.visit("text_encoder", &mut |name, p| match tensors.get(name) {
+            Some(t) if t.shape() == p.value.shape() => p.value.assign(t),
+            _ => problem = problem.take().or(Some(name.to_string())),
+        });
+        match problem {
+            None => Ok(()),
+            Some(name) => Err(Error::new(
+                format!("{} lacks the frozen text encoder's `{name}` (or its shape differs)", path.display()),
+                "save the text-conditioned model again with this version of minisora",
+            )),
+        }
     }
 }
 

@@ -69,6 +69,7 @@ impl Tiny {
             flops_per_sample: 1234,
             metadata: BTreeMap::from([("tiny.classes".to_string(), self.classes.to_string())]),
             buffers: Vec::new(),
+            captions: false,
         }
     }
 }
