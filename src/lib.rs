@@ -13,10 +13,12 @@
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod demo_text;
 pub mod demo_video;
 pub mod diffusion;
 pub mod dit;
 pub mod error;
+pub mod evaluate_text;
 pub mod evaluate_video;
 pub mod experiments;
 pub mod gradcheck;

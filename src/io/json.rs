@@ -37,6 +37,14 @@ impl Json {
         }
     }
 
+    /// Appends `key: value` to an object (panics on anything else: a programming error).
+    pub fn push(&mut self, key: &str, value: Json) {
+        match self {
+            Json::Obj(pairs) => pairs.push((key.to_string(), value)),
+            other => panic!("push({key:?}) on a JSON value that is not an object: {other:?}"),
+        }
+    }
+
     /// The value of `key` in an object.
     pub fn get(&self, key: &str) -> Option<&Json> {
         match self {

@@ -13,11 +13,12 @@
 //! metadata; [`load_latents`](crate::vae::encode::load_latents) reads both kinds.
 
 use super::clip_set::ClipSet;
+use super::colour_digits::CaptionedClips;
 use crate::error::{Error, Result};
 use crate::io::progress::Progress;
 use crate::vae::encode::{latent_metadata, write_latents};
 use crate::vae::train::load_vae;
-use ndarray::{concatenate, Array4, Axis};
+use ndarray::{concatenate, Array4, ArrayView5, Axis};
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,9 +33,46 @@ pub fn encode_clips(
     out: &Path,
     data_name: &str,
 ) -> Result<(usize, f64)> {
+    let what = Described {
+        labels: &clips.labels,
+        class_names: &clips.class_names,
+        captions: &clips.captions,
+    };
+    encode(vae_checkpoint, clips.clips.view(), what, out, data_name)
+}
+
+/// [`encode_clips`] for captioned RGB clips: one class, `"captioned"`, and their captions.
+pub fn encode_captioned(
+    vae_checkpoint: &Path,
+    clips: &CaptionedClips,
+    out: &Path,
+    data_name: &str,
+) -> Result<(usize, f64)> {
+    let what = Described {
+        labels: &vec![0; clips.len()],
+        class_names: &["captioned".to_string()],
+        captions: &clips.captions,
+    };
+    encode(vae_checkpoint, clips.clips.view(), what, out, data_name)
+}
+
+/// What a latent clip file records beside the latents, one entry per clip.
+struct Described<'a> {
+    labels: &'a [usize],
+    class_names: &'a [String],
+    captions: &'a [String],
+}
+
+fn encode(
+    vae_checkpoint: &Path,
+    clips: ArrayView5<f32>,
+    what: Described,
+    out: &Path,
+    data_name: &str,
+) -> Result<(usize, f64)> {
     let start = Instant::now();
     let (model, scale) = load_vae(vae_checkpoint)?;
-    let (n, c, f, h, w) = clips.clips.dim();
+    let (n, c, f, h, w) = clips.dim();
     let factor = model.config.downsample_factor();
     if c != model.config.in_channels || h % factor != 0 || w % factor != 0 {
         return Err(Error::new(
@@ -53,7 +91,13 @@ pub fn encode_clips(
             "generate at least one clip",
         ));
     }
-    let frames = clips.frames().images; // (N·F, C, H, W), frames of a clip consecutive
+    // '(n c f h w -> (n f) c h w': frames of a clip consecutive
+    let frames = clips
+        .permuted_axes([0, 2, 1, 3, 4])
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((n * f, c, h, w))
+        .expect("contiguous");
     let chunks: Vec<_> = frames.axis_chunks_iter(Axis(0), CHUNK).collect();
     let bar = Progress::new(chunks.len() as u64, "encode clips");
     let (mut means, mut logvars) = (Vec::new(), Vec::new());
@@ -76,14 +120,14 @@ pub fn encode_clips(
             .into_owned()
     };
     let (mean, logvar) = (to_clips(&means), to_clips(&logvars));
-    let mut meta = latent_metadata(scale, data_name, &clips.class_names);
+    let mut meta = latent_metadata(scale, data_name, what.class_names);
     meta.insert("frames".to_string(), f.to_string());
-    meta.insert("captions".to_string(), clips.captions.join("\n"));
+    meta.insert("captions".to_string(), what.captions.join("\n"));
     write_latents(
         out,
         mean.view().into_dyn(),
         logvar.view().into_dyn(),
-        &clips.labels,
+        what.labels,
         &meta,
     )?;
     Ok((n, start.elapsed().as_secs_f64()))
