@@ -3,7 +3,9 @@
 //! parameter gradient and the input gradient. One row of the table per model and
 //! conditioning: the U-Net (scale-shift and additive timestep injection) and DiT with
 //! adaLN-Zero, adaLN, cross-attention and in-context conditioning, each with and without a
-//! learned variance, and the video DiT in each attention layout. Every parallel loop (GEMM blocks, per-sample adaLN, per-head attention,
+//! learned variance, the video DiT in each attention layout, and the text-conditioned video
+//! DiT (captions with a null entry; frozen encoder, and joint encoder with the pooled caption)
+//! in each layout. Every parallel loop (GEMM blocks, per-sample adaLN, per-head attention,
 //! elementwise chunks, GroupNorm groups) writes disjoint outputs and sums in a fixed order,
 //! so the thread count must not show.
 //!
@@ -14,13 +16,18 @@
 //! of U-Net and VAE training, so it is left for a decision of its own.
 //!
 //! The models are called through their inherent `forward_infer` / `forward` / `backward`, not
-//! the `Denoiser` trait.
+//! the `Denoiser` trait — except the text-conditioned video DiT's sampling pass, which only
+//! `Denoiser::predict` runs with captions.
 
 mod support;
 
+use minisora::diffusion::{Condition, Denoiser};
 use minisora::dit::{Conditioning, DiT, DiTConfig};
 use minisora::tensor::{init, rng};
+use minisora::text::encoder::TextEncoderConfig;
+use minisora::text::tokenizer::{tokenize, vocab_size, MAX_LEN};
 use minisora::unet::{UNet, UNetConfig};
+use minisora::video::config::CaptionConfig;
 use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
 use ndarray::{Array4, ArrayD, Ix4, Ix5};
 use support::{grads, randomise_normal, rel_err};
@@ -97,6 +104,53 @@ fn video(layout: Layout, learn_sigma: bool) -> Outputs {
     }
 }
 
+/// The text-conditioned video DiT (`video-mini/2`, 4 frames of 8×8×4 latents, an encoder of
+/// width 16 and depth 1) in `layout`, captions with a null entry, every parameter random (and
+/// the frozen encoder's weights).
+fn video_text(layout: Layout, pooled: bool, train_encoder: bool) -> Outputs {
+    let mut config = VideoDiTConfig::named("video-mini/2", layout, 4, 1, 8, 4, 1).unwrap();
+    config.text = Some(CaptionConfig {
+        encoder: TextEncoderConfig {
+            vocab: vocab_size(),
+            max_len: MAX_LEN,
+            width: 16,
+            depth: 1,
+            heads: 2,
+        },
+        pooled,
+        train_encoder,
+    });
+    let mut model = VideoDiT::new(config, &mut rng(3)).unwrap();
+    randomise_normal(&mut model, 0.05, 5);
+    randomise_normal(&mut model.text.as_mut().unwrap().text_encoder, 0.3, 6);
+    let mut r = rng(4);
+    let five = |a: ArrayD<f32>| a.into_dimensionality::<Ix5>().unwrap();
+    let x = init::normal(&[BATCH, 4, 4, 8, 8], 1.0, &mut r); // (B, C, F, H, W)
+    let c_out = model.config.dit.out_channels();
+    let d_out = five(init::normal(&[BATCH, c_out, 4, 8, 8], 1.0, &mut r));
+    let t: Vec<usize> = (0..BATCH).map(|i| i * 151 % 1000).collect();
+    let prompts = [
+        "a red 3 moving left",
+        "the blue digit 7 going up quickly",
+        "a green 0",
+    ];
+    let y = Condition::Captions(
+        (0..BATCH)
+            .map(|i| (i % 4 != 3).then(|| tokenize(prompts[i % 3]).unwrap()))
+            .collect(),
+    );
+    let infer = model.predict(&x, &t, &y);
+    let (out, cache) = model.forward_cond(five(x).view(), &t, &y);
+    let dx = model.backward(&cache, d_out.view()).into_dyn();
+    let grads = grads(&mut model);
+    Outputs {
+        infer,
+        out: out.into_dyn(),
+        dx,
+        grads,
+    }
+}
+
 /// A class-conditional U-Net of widths 16 and 32, attention at the lower resolution.
 fn unet(scale_shift: bool, learn_sigma: bool) -> Outputs {
     let config = UNetConfig {
@@ -162,6 +216,19 @@ fn every_model_gives_the_same_bits_on_one_and_two_threads() {
         for layout in Layout::ALL {
             let name = format!("video DiT {} learn_sigma {learn_sigma}", layout.name());
             table.push((name, Box::new(move || video(layout, learn_sigma)), false));
+        }
+    }
+    for layout in Layout::ALL {
+        for (pooled, joint) in [(false, false), (true, true)] {
+            let name = format!(
+                "text video DiT {} pooled {pooled} joint encoder {joint}",
+                layout.name()
+            );
+            table.push((
+                name,
+                Box::new(move || video_text(layout, pooled, joint)),
+                false,
+            ));
         }
     }
     let mut differ = Vec::new();

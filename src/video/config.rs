@@ -170,6 +170,23 @@ impl VideoDiTConfig {
                 "use an even depth: a spatial and a temporal block per pair",
             ));
         }
+        if let Some(t) = &self.text {
+            // the text path reads every caption padded to the tokenizer's length, and the null
+            // caption and the context's gradient have `max_len` rows: they must agree
+            if t.encoder.max_len != crate::text::tokenizer::MAX_LEN {
+                return Err(Error::new(
+                    format!(
+                        "video DiT: the text encoder's max_len is {}, but captions are {} tokens",
+                        t.encoder.max_len,
+                        crate::text::tokenizer::MAX_LEN
+                    ),
+                    format!(
+                        "use a text encoder with max_len {}",
+                        crate::text::tokenizer::MAX_LEN
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
