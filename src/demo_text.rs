@@ -123,9 +123,15 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
         opts.out.display()
     );
 
-    stage(1, "draw the captioned clips and train the VAE on their frames");
+    stage(
+        1,
+        "draw the captioned clips and train the VAE on their frames",
+    );
     let train_set = gen.generate(opts.clips, opts.seed, Split::Train)?;
-    let held_frames = gen.generate(16, opts.seed ^ 0x4e1d, Split::Train)?.frames().images;
+    let held_frames = gen
+        .generate(16, opts.seed ^ 0x4e1d, Split::Train)?
+        .frames()
+        .images;
     let mut vae_opts = TrainVaeOptions {
         steps: opts.vae_steps,
         seed: opts.seed,
@@ -248,7 +254,11 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
         opts.sample_steps,
         opts.seed,
     )?;
-    let gif = save_samples(&opts.out.join("prompts.png"), &pixels.into_dyn(), per_prompt)?;
+    let gif = save_samples(
+        &opts.out.join("prompts.png"),
+        &pixels.into_dyn(),
+        per_prompt,
+    )?;
     println!("wrote {} (a row per prompt):", gif.display());
     for p in DEMO_PROMPTS {
         println!("  {p}");
@@ -256,15 +266,25 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
 
     let mut json = eval.to_json(opts.guidance);
     let clip_fig = |f: fn(&crate::text::pretrain::PretrainReport) -> f32| {
-        clip.as_ref().map_or(Json::Null, |r| Json::num(f(r) as f64, 4))
+        clip.as_ref()
+            .map_or(Json::Null, |r| Json::num(f(r) as f64, 4))
     };
     json.push("retrieval_top1", clip_fig(|r| r.top1));
     json.push("retrieval_top5", clip_fig(|r| r.top5));
-    json.push("text_encoder", Json::str(if opts.joint { "joint" } else { "frozen" }));
+    json.push(
+        "text_encoder",
+        Json::str(if opts.joint { "joint" } else { "frozen" }),
+    );
     json.push("vae_psnr_db", Json::num(vae.psnr_db, 2));
     json.push("video_params", Json::num(video_report.params as f64, 0));
-    json.push("video_final_loss", Json::num(video_report.final_loss as f64, 5));
-    json.push("video_train_seconds", Json::num(video_report.train_seconds, 1));
+    json.push(
+        "video_final_loss",
+        Json::num(video_report.final_loss as f64, 5),
+    );
+    json.push(
+        "video_train_seconds",
+        Json::num(video_report.train_seconds, 1),
+    );
     json.push("max_caption_tokens", Json::num(MAX_LEN as f64, 0));
     json.push("wall_seconds", Json::num(start.elapsed().as_secs_f64(), 1));
     println!("{}", json.to_line());

@@ -129,7 +129,9 @@ pub fn generate_clips(
     bar.finish();
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     let pixels = concatenate(Axis(0), &views).expect("chunks share their shape");
-    Ok(pixels.into_dimensionality::<Ix5>().expect("(N, C, F, H, W)"))
+    Ok(pixels
+        .into_dimensionality::<Ix5>()
+        .expect("(N, C, F, H, W)"))
 }
 // ANCHOR_END: generate_clips
 
@@ -176,7 +178,14 @@ pub fn evaluate_captions(req: &CaptionEvalRequest) -> Result<CaptionEval> {
             .map(|c| tokenize(c))
             .collect::<Result<Vec<_>>>()?;
         let seed = req.seed.wrapping_add(1000 * k as u64);
-        let pixels = generate_clips(&loaded, vae.as_ref(), &tokens, req.guidance, req.steps, seed)?;
+        let pixels = generate_clips(
+            &loaded,
+            vae.as_ref(),
+            &tokens,
+            req.guidance,
+            req.steps,
+            seed,
+        )?;
         let report = caption_accuracy(&scorer, pixels.view(), &set.specs)?;
         println!("{} captions: {report}", split.name());
         reports.push(report);

@@ -21,6 +21,7 @@ pub mod error;
 pub mod evaluate_text;
 pub mod evaluate_video;
 pub mod experiments;
+pub mod generate;
 pub mod gradcheck;
 pub mod interpolate;
 pub mod io;

@@ -284,7 +284,7 @@ pub fn strips(pixels: &ArrayD<f32>) -> Array4<f32> {
 
 /// Samples clips of `frames` frames from a clip model (the checkpoint `ckpt`): its position
 /// tables cover 1 to `MAX_FRAMES` frames in whole temporal patches.
-fn set_frames(loaded: &mut Loaded, frames: usize, ckpt: &Path) -> Result<()> {
+pub fn set_frames(loaded: &mut Loaded, frames: usize, ckpt: &Path) -> Result<()> {
     if loaded.shape.len() != 4 {
         return Err(Error::new(
             format!("--frames {frames}: {} holds an image model", ckpt.display()),

@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod interpolate;
 pub mod sample;
+pub mod text;
 pub mod train;
 pub mod vae;
 pub mod video;
@@ -12,9 +13,10 @@ pub mod video;
 use crate::data::toy2d::Toy2d;
 use crate::data::DataSource;
 use crate::demo::run_demo;
+use crate::demo_text::run_text_demo;
 use crate::demo_video::run_video_demo;
 use crate::error::Result;
-use crate::evaluate_video::evaluate_video;
+use crate::generate::generate;
 use crate::interpolate::interpolate;
 use crate::metrics::score_checkpoint;
 use crate::sample::sample;
@@ -83,6 +85,18 @@ pub enum Command {
     /// and Fréchet video distance of its clips.
     #[command(name = "evaluate-video")]
     EvaluateVideo(Box<video::EvaluateVideoArgs>),
+    /// The text-to-video demo: captioned colour digits → VAE → text encoder pre-trained with
+    /// CLIP → text-conditioned video DiT → clips from captions, scored on seen and held-out
+    /// compositions (writes out/demo-text/).
+    #[command(name = "demo-text")]
+    DemoText(Box<text::DemoTextArgs>),
+    /// Pre-train the text encoder with a tiny CLIP on caption–clip pairs and report caption→clip
+    /// retrieval on held-out pairs.
+    #[command(name = "train-text")]
+    TrainText(text::TrainTextArgs),
+    /// Clips from a sentence: `minisora generate "a red 3 moving left"` (or --prompts FILE),
+    /// a GIF and a captioned PNG strip per prompt.
+    Generate(Box<text::GenerateArgs>),
 }
 
 /// The flags of `minisora train-2d`.
@@ -113,7 +127,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::EncodeVideo(a) => a.run(),
         Command::Inflate(a) => a.run(),
         Command::SampleVideo(a) => a.request().and_then(|r| sample(&r).map(|_| ())),
-        Command::EvaluateVideo(a) => evaluate_video(&(*a).into()).map(|_| ()),
+        Command::EvaluateVideo(a) => a.run(),
+        Command::DemoText(a) => a.options().and_then(|o| run_text_demo(&o).map(|_| ())),
+        Command::TrainText(a) => a.run(),
+        Command::Generate(a) => a.request().and_then(|r| generate(&r).map(|_| ())),
         Command::Encode(a) => DataSource::parse(&a.data).and_then(|d| {
             let (count, secs) = encode_dataset(&a.checkpoint, &d, a.n, a.seed, &a.out)?;
             println!(

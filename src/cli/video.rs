@@ -4,7 +4,8 @@
 use crate::demo_video::VideoDemoOptions;
 use crate::dit::load_dit;
 use crate::error::{Error, Result};
-use crate::evaluate_video::VideoEvalRequest;
+use crate::evaluate_text::{evaluate_captions, CaptionEvalRequest};
+use crate::evaluate_video::{evaluate_video, VideoEvalRequest};
 use crate::sample::SampleRequest;
 use crate::tensor::rng;
 use crate::video::checkpoint::save_video_dit;
@@ -299,6 +300,35 @@ pub struct EvaluateVideoArgs {
     /// Where the clip scorer is cached.
     #[arg(long, default_value = "out/scorer")]
     pub scorer_cache: PathBuf,
+    /// Score a text-conditioned model on captions instead: caption accuracy on seen and on
+    /// held-out compositions, and FVD.
+    #[arg(long)]
+    pub captions: bool,
+    /// With --captions: captions (one clip each) per split.
+    #[arg(long, default_value_t = 64)]
+    pub clips: usize,
+}
+
+impl EvaluateVideoArgs {
+    /// Scores the checkpoint (by class, or with `--captions` by caption); the last stdout
+    /// line is one JSON object.
+    pub fn run(self) -> Result<()> {
+        if !self.captions {
+            return evaluate_video(&self.into()).map(|_| ());
+        }
+        let guidance = self.cfg_scale.unwrap_or(4.0);
+        let eval = evaluate_captions(&CaptionEvalRequest {
+            ckpt: self.ckpt,
+            vae: self.vae,
+            clips: self.clips,
+            guidance,
+            steps: self.steps,
+            seed: self.seed,
+            scorer_cache: self.scorer_cache,
+        })?;
+        println!("{}", eval.to_json(guidance).to_line());
+        Ok(())
+    }
 }
 
 impl From<EvaluateVideoArgs> for VideoEvalRequest {

@@ -6,13 +6,13 @@
 //! nothing but the clip layout (Latte's clips are `(B, F, C, H, W)`).
 
 use super::config::VideoDiTConfig;
+use super::config::VOCAB_KEY;
 use super::model::VideoDiT;
 use crate::dit::checkpoint::{add_metadata, fixed_table, POS_EMBED};
-use super::config::VOCAB_KEY;
 use crate::error::{Error, Result};
-use crate::text::tokenizer::vocab_fingerprint;
 use crate::io::checkpoint::{load_checkpoint_with, read_metadata, save_checkpoint_with};
 use crate::tensor::rng;
+use crate::text::tokenizer::vocab_fingerprint;
 use ndarray::{Array2, ArrayD};
 use std::collections::BTreeMap;
 use std::path::Path;

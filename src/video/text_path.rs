@@ -15,11 +15,11 @@
 use super::caption_embed::{CaptionEmbedder, CaptionEmbedderCache};
 use crate::diffusion::Condition;
 use crate::dit::Context;
+use crate::error::{Error, Result};
+use crate::io::checkpoint::Tensors;
 use crate::param::{join, Param, Parameters};
 use crate::text::encoder::{TextEncoder, TextEncoderCache};
 use crate::text::tokenizer::{batch, Tokens, PAD};
-use crate::error::{Error, Result};
-use crate::io::checkpoint::Tensors;
 use ndarray::{Array2, Array3};
 use std::path::Path;
 
@@ -139,14 +139,18 @@ impl TextPath {
             return Ok(());
         }
         let mut problem = None;
-        self.text_encoder.visit("text_encoder", &mut |name, p| match tensors.get(name) {
-            Some(t) if t.shape() == p.value.shape() => p.value.assign(t),
-            _ => problem = problem.take().or(Some(name.to_string())),
-        });
+        self.text_encoder
+            .visit("text_encoder", &mut |name, p| match tensors.get(name) {
+                Some(t) if t.shape() == p.value.shape() => p.value.assign(t),
+                _ => problem = problem.take().or(Some(name.to_string())),
+            });
         match problem {
             None => Ok(()),
             Some(name) => Err(Error::new(
-                format!("{} lacks the frozen text encoder's `{name}` (or its shape differs)", path.display()),
+                format!(
+                    "{} lacks the frozen text encoder's `{name}` (or its shape differs)",
+                    path.display()
+                ),
                 "save the text-conditioned model again with this version of minisora",
             )),
         }
