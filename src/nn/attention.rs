@@ -239,6 +239,7 @@ fn head_forward(
     mut p: ArrayViewMut2<f32>,
     o: ArrayViewMut2<f32>,
 ) {
+    // ANCHOR: key_padding_mask
     // $S = Q K^\top / \sqrt d$   (T, S)
     gemm_serial(scale, q, k.t(), 0.0, p.view_mut());
     if let Some(mask) = mask {
@@ -255,6 +256,7 @@ fn head_forward(
     for row in p.as_slice_mut().expect("p is contiguous").chunks_mut(s) {
         softmax_inplace(row);
     }
+    // ANCHOR_END: key_padding_mask
     // $O = P V$   (T, d)
     gemm_serial(1.0, p.view(), v, 0.0, o);
 }

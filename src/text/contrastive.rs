@@ -56,6 +56,7 @@ fn softmax_rows(z: &Array2<f32>) -> Array2<f64> {
     p
 }
 
+// ANCHOR: info_nce
 /// The loss and its cache. text, video: (B, P); `logit_scale` is $s$ (before the clamp).
 pub fn info_nce(text: &Array2<f32>, video: &Array2<f32>, logit_scale: f32) -> (f32, InfoNceCache) {
     let b = text.nrows();
@@ -98,7 +99,9 @@ pub fn info_nce(text: &Array2<f32>, video: &Array2<f32>, logit_scale: f32) -> (f
     };
     (loss, cache)
 }
+// ANCHOR_END: info_nce
 
+// ANCHOR: info_nce_backward
 /// Given `dloss` = ∂(outer loss)/∂L, returns `(d_text (B, P), d_video (B, P), d_logit_scale)`.
 pub fn info_nce_backward(cache: &InfoNceCache, dloss: f32) -> (Array2<f32>, Array2<f32>, f32) {
     let dz = &cache.d_logits * dloss;
@@ -116,6 +119,7 @@ pub fn info_nce_backward(cache: &InfoNceCache, dloss: f32) -> (Array2<f32>, Arra
     let dv = normalize_backward(&cache.video, &cache.v_norm, dv_hat);
     (dt, dv, ds)
 }
+// ANCHOR_END: info_nce_backward
 
 /// Backward of [`normalize_rows`]: $dx_i = (d\hat x_i - \hat x_i (\hat x_i \cdot d\hat x_i)) / |x_i|$.
 fn normalize_backward(

@@ -102,6 +102,7 @@ impl EncoderBlock {
         }
     }
 
+    // ANCHOR: encoder_block
     /// x: (B, L, E), mask: (B, L) → y: (B, L, E).
     pub fn forward(
         &self,
@@ -124,6 +125,7 @@ impl EncoderBlock {
         };
         (y, cache)
     }
+    // ANCHOR_END: encoder_block
 
     /// The same output without keeping anything.
     pub fn forward_infer(&self, x: &Array3<f32>, mask: &Array2<bool>) -> Array3<f32> {
@@ -238,6 +240,7 @@ impl TextEncoder {
         (x, cache)
     }
 
+    // ANCHOR: text_encoder_forward
     /// Sets the rows at padded positions to zero: $y_{bl} = m_{bl}\, y_{bl}$.
     fn zero_padded(y: &mut Array3<f32>, mask: &Array2<bool>) {
         Zip::from(y.lanes_mut(Axis(2)))
@@ -273,6 +276,7 @@ impl TextEncoder {
         };
         (y, cache)
     }
+    // ANCHOR_END: text_encoder_forward
 
     /// The same output without keeping anything.
     pub fn forward_infer(&self, ids: &Array2<usize>, mask: &Array2<bool>) -> Array3<f32> {

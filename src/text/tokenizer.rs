@@ -94,6 +94,7 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+// ANCHOR: tokenize
 /// Tokenizes a caption (see the module doc for the normalisation and the errors).
 pub fn tokenize(text: &str) -> Result<Tokens> {
     let words = words(text);
@@ -121,6 +122,7 @@ pub fn tokenize(text: &str) -> Result<Tokens> {
         len: words.len(),
     })
 }
+// ANCHOR_END: tokenize
 
 /// The error for a word outside the vocabulary: a specific hint for numbers and colours, the
 /// nearest known word, and the whole vocabulary.

@@ -119,6 +119,7 @@ impl ClipVideoEncoder {
         pooled.into_shape_with_order((b * f, k)).expect("fresh")
     }
 
+    // ANCHOR: video_tower_forward
     /// $u_{bf} = \mathrm{gelu}(h_{bf}) + E_f$ in place   g: (B·F, D), frames F.
     fn add_time(&self, g: &mut Array2<f32>, f: usize) {
         let te = self.temporal_embedding.v2();
@@ -148,6 +149,7 @@ impl ClipVideoEncoder {
         };
         (y, cache)
     }
+    // ANCHOR_END: video_tower_forward
 
     /// The same output without keeping anything.
     pub fn forward_infer(&self, x: &Array5<f32>) -> Array2<f32> {

@@ -161,6 +161,7 @@ const NOUNS: [&str; 2] = ["digit", "number"];
 const VERBS: [&str; 5] = ["moving", "going", "moves", "goes", "sliding"];
 const CONJUNCTIONS: [&str; 3] = ["and", "while", "as"];
 
+// ANCHOR: caption_grammar
 /// A caption of `spec` in a phrasing drawn from `r` (the grammar of the module doc).
 pub fn caption(spec: &ClipSpec, r: &mut Rng) -> String {
     let clauses: Vec<String> = spec.digits.iter().map(|d| clause(d, r)).collect();
@@ -190,6 +191,7 @@ fn clause(d: &DigitSpec, r: &mut Rng) -> String {
     }
     w.join(" ")
 }
+// ANCHOR_END: caption_grammar
 
 /// Reads a caption or prompt into a spec (see the module doc); errors say what is missing.
 pub fn parse_caption(text: &str) -> Result<ClipSpec> {

@@ -68,6 +68,7 @@ impl Split {
     }
 }
 
+// ANCHOR: is_held_out
 /// Whether this digit, colour and direction together are a held-out triple.
 pub fn is_held_out_triple(d: &DigitSpec) -> bool {
     HELD_OUT_TRIPLES
@@ -89,6 +90,7 @@ pub fn is_held_out(spec: &ClipSpec) -> bool {
     };
     triple || pair
 }
+// ANCHOR_END: is_held_out
 
 #[cfg(test)]
 mod tests {

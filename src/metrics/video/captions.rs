@@ -106,6 +106,7 @@ pub fn caption_accuracy(
     for spec in specs {
         spec.validate()?;
     }
+    // ANCHOR: caption_accuracy
     // Every mentioned digit's channel as a grayscale clip: (J, 1, F, H, W), J = digits.
     let jobs: Vec<(usize, usize)> = specs
         .iter()
@@ -146,6 +147,7 @@ pub fn caption_accuracy(
         by_count[k] += usize::from(clip_ok);
         all += usize::from(clip_ok);
     }
+    // ANCHOR_END: caption_accuracy
     let share = |a: usize, b: usize| a as f64 / b as f64; // NaN when b = 0
     Ok(CaptionReport {
         accuracy: share(all, n),
