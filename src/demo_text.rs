@@ -14,7 +14,7 @@
 //! Everything goes to `out/demo-text/`; the last stdout line is one JSON object.
 
 use crate::error::Result;
-use crate::evaluate_text::{evaluate_captions, generate_clips, CaptionEvalRequest};
+use crate::evaluate_text::{evaluate_captions, generate_clips, vae_ceiling, CaptionEvalRequest};
 use crate::io::json::Json;
 use crate::models::load_model;
 use crate::models::video::{train_video, video_options};
@@ -225,7 +225,17 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
     });
     let mut video = VideoDiT::new(config, &mut rng(opts.seed))?;
     if let (Some(report), Some(text)) = (&clip, &mut video.text) {
-        text.text_encoder = load_text_encoder(&report.checkpoint)?.0;
+        let (encoder, vocabulary) = load_text_encoder(&report.checkpoint)?;
+        if vocabulary != vocab_fingerprint() {
+            return Err(crate::error::Error::new(
+                format!(
+                    "the text encoder in {} was trained on another vocabulary",
+                    report.checkpoint.display()
+                ),
+                "pre-train it again with this version's tokenizer (minisora train-text)",
+            ));
+        }
+        text.text_encoder = encoder;
     }
     let video_report = train_video(&mut video, &data, &video_opts)?;
 
@@ -239,6 +249,17 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
         seed: opts.seed,
         scorer_cache: opts.scorer_cache.clone(),
     })?;
+    let (ceiling_seen, ceiling_held) = vae_ceiling(
+        &vae.checkpoint,
+        opts.frames,
+        opts.eval_clips,
+        &opts.scorer_cache,
+    )?;
+    println!(
+        "real clips through the VAE (the ceiling): seen {:.1} %, held out {:.1} %",
+        100.0 * ceiling_seen.accuracy,
+        100.0 * ceiling_held.accuracy
+    );
     let loaded = load_model(&video_report.checkpoint)?;
     let dec = decoder(&vae.checkpoint, &video_report.checkpoint, &loaded)?;
     let per_prompt = 4;
@@ -275,6 +296,8 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
         "text_encoder",
         Json::str(if opts.joint { "joint" } else { "frozen" }),
     );
+    json.push("vae_ceiling_seen", Json::num(ceiling_seen.accuracy, 4));
+    json.push("vae_ceiling_held_out", Json::num(ceiling_held.accuracy, 4));
     json.push("vae_psnr_db", Json::num(vae.psnr_db, 2));
     json.push("video_params", Json::num(video_report.params as f64, 0));
     json.push(

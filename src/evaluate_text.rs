@@ -231,3 +231,43 @@ pub fn evaluate_captions(req: &CaptionEvalRequest) -> Result<CaptionEval> {
     })
 }
 // ANCHOR_END: evaluate_captions
+
+/// The same measure on `n` real clips of each split through the VAE (encoded and decoded
+/// frame by frame): what a perfect video model could score through this VAE.
+pub fn vae_ceiling(
+    vae: &std::path::Path,
+    frames: usize,
+    n: usize,
+    scorer_cache: &std::path::Path,
+) -> Result<(CaptionReport, CaptionReport)> {
+    let (model, _) = crate::vae::train::load_vae(vae)?;
+    let gray = MovingDigits {
+        frames,
+        ..MovingDigits::default()
+    };
+    let scorer = load_or_train_scorer(&gray, scorer_cache)?;
+    let mut out = Vec::new();
+    for split in [Split::Train, Split::HeldOut] {
+        let set = eval_captions(frames, n, split)?;
+        let (b, c, f, h, w) = set.clips.dim();
+        // '(n c f h w -> (n f) c h w', through the VAE, and back
+        let x = set
+            .clips
+            .view()
+            .permuted_axes([0, 2, 1, 3, 4])
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((b * f, c, h, w))
+            .expect("contiguous");
+        let y = model
+            .reconstruct(&x)
+            .into_shape_with_order((b, f, c, h, w))
+            .expect("contiguous")
+            .permuted_axes([0, 2, 1, 3, 4])
+            .as_standard_layout()
+            .into_owned();
+        out.push(caption_accuracy(&scorer, y.view(), &set.specs)?);
+    }
+    let held = out.pop().expect("two");
+    Ok((out.pop().expect("two"), held))
+}

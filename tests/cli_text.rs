@@ -108,7 +108,12 @@ fn generate_writes_a_gif_and_captioned_strips_and_refuses_bad_prompts() {
     // a class-conditioned checkpoint is not a text model
     fails(
         d,
-        &["generate", "a red 3 moving left", "--ckpt", "missing.safetensors"],
+        &[
+            "generate",
+            "a red 3 moving left",
+            "--ckpt",
+            "missing.safetensors",
+        ],
         &["missing.safetensors"],
     );
 }
@@ -120,7 +125,10 @@ fn a_checkpoint_of_another_vocabulary_is_refused() {
     assert!(check_vocabulary(path, &meta).is_ok());
     meta.insert(VOCAB_KEY.into(), "<pad> a the red left".into());
     let e = check_vocabulary(path, &meta).unwrap_err().to_string();
-    assert!(e.contains("another vocabulary") && e.contains("5 words"), "{e}");
+    assert!(
+        e.contains("another vocabulary") && e.contains("5 words"),
+        "{e}"
+    );
     // a class-conditioned model has no vocabulary to disagree with
     assert!(check_vocabulary(path, &BTreeMap::new()).is_ok());
 }
