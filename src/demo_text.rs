@@ -155,7 +155,7 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
             steps: opts.clip_steps,
             seed: opts.seed,
             vocab_fingerprint: vocab_fingerprint(),
-            ..PretrainOptions::new(opts.out.join("text"))
+            ..PretrainOptions::new(opts.out.join("text/text_encoder.safetensors"))
         };
         let report = pretrain_clip(
             &ids,

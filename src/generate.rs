@@ -15,6 +15,7 @@ use crate::models::load_model;
 use crate::sample::{decoder, set_frames, strips};
 use crate::text::tokenizer::{tokenize, Tokens};
 use crate::train::preview::save_samples;
+use crate::video::captions::parse_caption;
 use ndarray::{s, ArrayView5};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,7 @@ pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
         if line.trim().is_empty() {
             continue;
         }
-        tokenize(line).map_err(|e| {
+        check_prompt(line).map_err(|e| {
             Error::new(
                 format!("{} line {}: {}", path.display(), i + 1, e.problem),
                 e.fix.clone(),
@@ -68,6 +69,13 @@ pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
     Ok(prompts)
 }
 
+/// A prompt the model can be asked for: it tokenizes, and reads as one or two digits of the
+/// caption grammar ([`parse_caption`]: a colour, a digit and a direction each).
+pub fn check_prompt(prompt: &str) -> Result<()> {
+    tokenize(prompt)?;
+    parse_caption(prompt).map(|_| ())
+}
+
 /// Draws the clips, writes the GIF and the strips; returns the GIF's path. The last stdout
 /// line is one JSON object.
 pub fn generate(req: &GenerateRequest) -> Result<PathBuf> {
@@ -78,6 +86,7 @@ pub fn generate(req: &GenerateRequest) -> Result<PathBuf> {
             "e.g. minisora generate \"a red 3 moving left\" --n 4",
         ));
     }
+    req.prompts.iter().try_for_each(|p| check_prompt(p))?;
     let tokens: Vec<Tokens> = req
         .prompts
         .iter()

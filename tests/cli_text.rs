@@ -5,12 +5,18 @@
 
 mod support;
 
+use minisora::models::video::{train_video, video_options};
+use minisora::models::Recipe;
 use minisora::tensor::rng;
 use minisora::text::encoder::TextEncoderConfig;
 use minisora::text::tokenizer::{vocab_fingerprint, vocab_size, MAX_LEN};
-use minisora::vae::train::train_vae;
-use minisora::video::checkpoint::{check_vocabulary, save_video_dit};
+use minisora::train::{Source, TrainData, TrainOptions};
+use minisora::vae::train::train_vae_on;
+use minisora::video::checkpoint::check_vocabulary;
+use minisora::video::colour_digits::ColourDigits;
 use minisora::video::config::{CaptionConfig, VOCAB_KEY};
+use minisora::video::encode::encode_captioned;
+use minisora::video::held_out::Split;
 use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,8 +29,36 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     out
 }
 
-/// A tiny text-conditioned video DiT over the tiny VAE's latents (4 × 8 × 8, 2 frames).
-fn tiny_text_model(dir: &Path) -> String {
+/// A tiny text-conditioned video DiT trained for two steps, through the library's own
+/// pipeline: a tiny VAE on colour-digit frames, their captioned latent clips, the trainer.
+/// Returns the checkpoint and the VAE.
+fn tiny_text_model(dir: &Path) -> (String, String) {
+    let gen = ColourDigits {
+        frames: 2,
+        ..ColourDigits::default()
+    };
+    let set = gen.generate(16, 0, Split::Train).unwrap();
+    let held = gen.generate(2, 1, Split::Train).unwrap().frames().images;
+    let vae = train_vae_on(
+        &tiny_vae(dir.join("vae")),
+        "colour-digits-frames",
+        set.frames(),
+        held,
+    )
+    .unwrap()
+    .checkpoint;
+    let latents = dir.join("latents.safetensors");
+    encode_captioned(&vae, &set, &latents, "colour-digits").unwrap();
+    let opts = TrainOptions {
+        data: Source::Latents(latents),
+        vae: vae.clone(),
+        steps: 2,
+        batch: 4,
+        sample_steps: 2,
+        out: dir.join("video"),
+        ..video_options(Recipe::Cpu)
+    };
+    let data = TrainData::load(&opts).unwrap();
     let mut config =
         VideoDiTConfig::named("video-mini/2", Layout::Alternating, 2, 1, 8, 4, 1).unwrap();
     config.dit.hidden_size = 16;
@@ -42,19 +76,17 @@ fn tiny_text_model(dir: &Path) -> String {
         train_encoder: false,
     });
     let mut model = VideoDiT::new(config, &mut rng(0)).unwrap();
-    let path = dir.join("text-video.safetensors");
-    save_video_dit(&path, &mut model, &BTreeMap::new()).unwrap();
-    path.to_str().unwrap().to_string()
+    let ckpt = train_video(&mut model, &data, &opts).unwrap().checkpoint;
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    (s(&ckpt), s(&vae))
 }
 
 #[test]
 fn generate_writes_a_gif_and_captioned_strips_and_refuses_bad_prompts() {
     let tmp = TempDir::new("cli-text");
     let d = tmp.0.as_path();
-    let vae = train_vae(&tiny_vae(d.join("vae"))).unwrap().checkpoint;
-    let vae = vae.to_str().unwrap();
-    let ckpt = tiny_text_model(d);
-    let common = ["--ckpt", &ckpt, "--vae", vae, "--steps", "2", "--n", "2"];
+    let (ckpt, vae) = tiny_text_model(d);
+    let common = ["--ckpt", &ckpt, "--vae", &vae, "--steps", "2", "--n", "2"];
     let with = |extra: &[&'static str]| {
         let mut a: Vec<&str> = vec!["generate"];
         a.extend_from_slice(extra);
@@ -89,12 +121,18 @@ fn generate_writes_a_gif_and_captioned_strips_and_refuses_bad_prompts() {
         fails(d, &args, needles);
         assert!(!d.join("bad").exists(), "{prompt:?} left files behind");
     };
-    bad("", &["empty"]);
+    bad("", &["has no words"]);
     bad("a red 3 moving lfet", &["lfet", "did you mean \"left\""]);
     bad("a purple 3 moving left", &["purple", "red, green"]);
     bad("a red 12 moving left", &["12", "0"]);
-    let long: &'static str = "a red 3 moving left and a blue 7 moving up and a green 1 going down slowly while a red 2 goes up";
+    let long: &'static str = "a red 3 moving left and a blue 7 moving up and a green 1 going \
+        down slowly while the red digit 2 goes up quickly as the blue 5 moving right";
     bad(long, &["words", "24"]);
+    bad(
+        "a red 3 moving left and a blue 7 moving up and a green 1 moving down",
+        &["two"],
+    );
+    bad("a red 3 moving left and a red 7 moving up", &["red"]);
     // a prompts file with a bad third line names the line
     std::fs::write(
         d.join("bad.txt"),
@@ -152,7 +190,7 @@ fn train_text_writes_the_encoder_and_reports_retrieval() {
             "--frames",
             "2",
             "--out",
-            "text",
+            "text/text_encoder.safetensors",
         ],
     );
     assert!(d.join("text/text_encoder.safetensors").is_file());

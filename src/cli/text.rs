@@ -4,7 +4,7 @@
 
 use crate::demo_text::TextDemoOptions;
 use crate::error::{Error, Result};
-use crate::generate::{read_prompts, GenerateRequest};
+use crate::generate::{check_prompt, read_prompts, GenerateRequest};
 use crate::io::json::Json;
 use crate::text::encoder::TextEncoderConfig;
 use crate::text::pretrain::{pretrain_clip, PretrainOptions};
@@ -107,8 +107,8 @@ pub struct TrainTextArgs {
     pub frames: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder of the encoder's checkpoint (text_encoder.safetensors).
-    #[arg(long, default_value = "out/text")]
+    /// The encoder's checkpoint.
+    #[arg(long, default_value = "out/text/text_encoder.safetensors")]
     pub out: PathBuf,
 }
 
@@ -201,7 +201,7 @@ impl GenerateArgs {
     pub fn request(self) -> Result<GenerateRequest> {
         let prompts = match (self.prompt, &self.prompts) {
             (Some(p), None) => {
-                tokenize(&p)?;
+                check_prompt(&p)?;
                 vec![p]
             }
             (None, Some(file)) => read_prompts(file)?,

@@ -166,6 +166,10 @@ fn family_of(path: &Path, meta: &BTreeMap<String, String>) -> Result<&'static Fa
     let kind = meta
         .get("model")
         .cloned()
+        .or_else(|| {
+            meta.contains_key("video.frames")
+                .then(|| "video".to_string())
+        })
         .or_else(|| meta.contains_key("dit.depth").then(|| "dit".to_string()))
         .or_else(|| {
             meta.contains_key("vae.z_channels")
