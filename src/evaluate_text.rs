@@ -29,7 +29,7 @@ use std::time::Instant;
 /// Seeds of the evaluation captions and of the real clips FVD compares with: not training
 /// seeds.
 const SEEN_SEED: u64 = 0x5ee7;
-const HELD_SEED: u64 = 0x4e1d_0c7;
+const HELD_SEED: u64 = 0x04e1_d0c7;
 const REAL_SEED: u64 = 0x4ea1_c010;
 /// Clips sampled at once.
 const CHUNK: usize = 32;
@@ -97,7 +97,7 @@ pub fn generate_clips(
     steps: usize,
     seed: u64,
 ) -> Result<Array5<f32>> {
-    if loaded.metadata.get("text.vocab").is_none() {
+    if !loaded.metadata.contains_key("text.vocab") {
         return Err(Error::new(
             "the checkpoint is not a text-conditioned video DiT (no text.* metadata)",
             "pass a checkpoint written by `minisora demo-text` (out/demo-text/video-dit/video.safetensors)",
