@@ -255,11 +255,7 @@ pub fn run_text_demo(opts: &TextDemoOptions) -> Result<Json> {
         opts.eval_clips,
         &opts.scorer_cache,
     )?;
-    println!(
-        "real clips through the VAE (the ceiling): seen {:.1} %, held out {:.1} %",
-        100.0 * ceiling_seen.accuracy,
-        100.0 * ceiling_held.accuracy
-    );
+    println!("real clips through the VAE (the ceiling): seen {ceiling_seen}; held out {ceiling_held}");
     let loaded = load_model(&video_report.checkpoint)?;
     let dec = decoder(&vae.checkpoint, &video_report.checkpoint, &loaded)?;
     let per_prompt = 4;

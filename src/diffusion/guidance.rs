@@ -24,7 +24,7 @@ impl Denoiser for Guided<'_> {
     // ANCHOR: guidance
     fn predict(&self, x_t: &ArrayD<f32>, t: &[usize], y: &Condition) -> ArrayD<f32> {
         assert!(!y.is_none(), "classifier-free guidance needs a condition");
-        // The same batch with the null label (or, for captions, the empty caption).
+        // The same batch with the null label (or, for captions, the learned null caption).
         let null = y.null();
         // The conditional and the unconditional prediction, side by side on two threads.
         let (cond, uncond) = rayon::join(
