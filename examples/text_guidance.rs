@@ -82,13 +82,27 @@ fn run(args: Args) -> Result<()> {
             points: held,
         },
     ];
-    line_plot(&plot, "Guidance on text", "guidance scale", "%", &acc, false)?;
+    line_plot(
+        &plot,
+        "Guidance on text",
+        "guidance scale",
+        "%",
+        &acc,
+        false,
+    )?;
     let fvd_plot = args.out.join("fvd.png");
     let f = [Series {
         name: "FVD".into(),
         points: fvd,
     }];
-    line_plot(&fvd_plot, "FVD against guidance", "guidance scale", "FVD", &f, false)?;
+    line_plot(
+        &fvd_plot,
+        "FVD against guidance",
+        "guidance scale",
+        "FVD",
+        &f,
+        false,
+    )?;
     println!("wrote {} and {}", plot.display(), fvd_plot.display());
     println!("{}", Json::obj([("rows", Json::Arr(rows))]).to_line());
     Ok(())

@@ -305,3 +305,74 @@ fn a_video_run_resumes_bit_identically() {
     assert_eq!(info.metadata["video.layout"], "alternating");
     assert_eq!(info.buffers.len(), 2);
 }
+
+#[test]
+fn a_text_conditioned_run_resumes_bit_identically() {
+    use minisora::text::encoder::TextEncoderConfig;
+    use minisora::text::tokenizer::{vocab_size, MAX_LEN};
+    use minisora::video::config::CaptionConfig;
+    for train_encoder in [false, true] {
+        let tmp = TempDir::new("text-resume");
+        let mut r = rng(9);
+        let x = init::normal(&[8, 1, 2, 8, 8], 1.0, &mut r); // (N, C, F, H, W)
+        let captions = ["a red 3 moving left", "a blue 7 moving up quickly"];
+        let data = TrainData {
+            captions: (0..8).map(|i| captions[i % 2].to_string()).collect(),
+            ..TrainData::new(x, vec![0; 8], vec!["captioned".into()])
+        };
+        let opts = |out: std::path::PathBuf, resume| TrainOptions {
+            data: Source::Pixels(DataSource::Digits), // names the run only
+            steps: 4,
+            batch: 4,
+            lr: 1e-3,
+            sample_steps: 2,
+            save_every: 2,
+            seed: 3,
+            out,
+            resume,
+            ..TrainOptions::default()
+        };
+        let mut config =
+            VideoDiTConfig::named("video-mini/2", Layout::Full, 2, 1, 8, 1, 1).unwrap();
+        config.text = Some(CaptionConfig {
+            encoder: TextEncoderConfig {
+                vocab: vocab_size(),
+                max_len: MAX_LEN,
+                width: 8,
+                depth: 1,
+                heads: 2,
+            },
+            pooled: true,
+            train_encoder,
+        });
+        let fresh = || VideoDiT::new(config.clone(), &mut rng(1)).unwrap();
+        let one = opts(tmp.0.join("one"), None);
+        let report = train_video(&mut fresh(), &data, &one).unwrap();
+        let two = opts(tmp.0.join("two"), Some(one.out.join("train_2.safetensors")));
+        let again = train_video(&mut fresh(), &data, &two).unwrap();
+        assert_eq!(again.losses, report.losses, "joint {train_encoder}");
+        let (a, b) = (
+            load_tensors(&one.out.join("train_4.safetensors"))
+                .unwrap()
+                .0,
+            load_tensors(&two.out.join("train_4.safetensors"))
+                .unwrap()
+                .0,
+        );
+        for (name, t) in &a {
+            assert_eq!(Some(t), b.get(name), "{name} differs after resuming");
+        }
+        // the frozen encoder travels as fixed tensors, the joint one as parameters
+        let frozen = a.keys().filter(|k| k.starts_with("text_encoder.")).count();
+        let trained = a
+            .keys()
+            .filter(|k| k.starts_with("ema.text_encoder."))
+            .count();
+        // (a training state holds the weights under their names in both cases)
+        assert!(frozen > 0);
+        assert_eq!(trained > 0, train_encoder);
+        // and the final checkpoint samples from captions
+        let model = load_video_dit(&report.checkpoint).unwrap();
+        assert_eq!(model.config.text.unwrap().train_encoder, train_encoder);
+    }
+}

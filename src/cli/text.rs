@@ -37,7 +37,7 @@ pub struct DemoTextArgs {
     #[arg(long, default_value_t = TextDemoOptions::default().video_model)]
     pub video_model: String,
     /// Attention layout: full, alternating or factorized.
-    #[arg(long, default_value = "alternating")]
+    #[arg(long, default_value = "full")]
     pub layout: String,
     /// Frames per spacetime patch: 1 (per frame) or 2 (tubelets).
     #[arg(long, default_value_t = TextDemoOptions::default().temporal_patch)]

@@ -133,7 +133,8 @@ pub fn validate(opts: &TrainOptions, info: &ModelInfo, data: &TrainData) -> Resu
             format!("build the model with in_channels = {c} (latents: the VAE's z_channels)"),
         ));
     }
-    if let Some(null) = info.null_label {
+    // a text-conditioned model reads captions, not the data's class labels
+    if let Some(null) = info.null_label.filter(|_| !info.captions) {
         if data.num_classes() > null {
             return Err(Error::new(
                 format!(

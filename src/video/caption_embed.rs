@@ -9,12 +9,16 @@
 //! means as it learns everything else, and guidance extrapolates away from it.
 //!
 //! With `pooled`, the caption's mean over its words also feeds adaLN:
-//! $c \mathrel{+}= W_{\text{pool}}\,\bar e$, with $\bar e = \frac{1}{|m|}\sum_{j: m_j} e_j$
-//! (`pool` starts at zero, so it adds nothing at first).
+//! $c \mathrel{+}= W_{\text{pool}}\,\bar e$, with $\bar e = \frac{1}{|m|}\sum_{j: m_j} e_j$.
+//! `pool` is Xavier-initialised, *not* zero: adaLN-Zero's modulation starts at zero, so
+//! $\partial L / \partial c = 0$ at step 0, and a zero `pool` would sit at a saddle — neither
+//! can grow before the other, and the caption never reaches $c$ (measured: 21 % motion, the
+//! model nearly blind to its captions, against 94 % with the Xavier start — the class label
+//! table, drawn from $\mathcal N(0, 0.02^2)$, is never zero either).
 
 use super::config::CaptionConfig;
 use crate::dit::{Context, Mlp};
-use crate::nn::{xavier_linear, zero_linear, Linear, LinearCache};
+use crate::nn::{xavier_linear, Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{init, Rng};
 use crate::text::encoder::{pooled, pooled_backward};
@@ -27,7 +31,7 @@ pub struct CaptionEmbedder {
     pub y_proj: Mlp,
     /// (L, E): the learned null caption.
     pub y_embedding: Param,
-    /// E → D, zero-initialised: the pooled caption into adaLN's $c$.
+    /// E → D, Xavier-initialised: the pooled caption into adaLN's $c$.
     pub pool: Option<Linear>,
 }
 
@@ -50,7 +54,7 @@ impl CaptionEmbedder {
                 fc2: xavier_linear(dim, dim, rng),
             },
             y_embedding: Param::new(init::normal(&[l, e], 1.0 / (e as f32).sqrt(), rng)),
-            pool: config.pooled.then(|| zero_linear(e, dim)),
+            pool: config.pooled.then(|| xavier_linear(e, dim, rng)),
         }
     }
 
