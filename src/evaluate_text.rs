@@ -22,6 +22,7 @@ use crate::vae::AutoencoderKL;
 use crate::video::colour_digits::{CaptionedClips, ColourDigits};
 use crate::video::held_out::Split;
 use crate::video::moving_digits::MovingDigits;
+use crate::video::patch::{clips_to_frames, frames_to_clips};
 use ndarray::{concatenate, Array5, ArrayD, Axis, Ix5};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -249,23 +250,9 @@ pub fn vae_ceiling(
     let mut out = Vec::new();
     for split in [Split::Train, Split::HeldOut] {
         let set = eval_captions(frames, n, split)?;
-        let (b, c, f, h, w) = set.clips.dim();
-        // '(n c f h w -> (n f) c h w', through the VAE, and back
-        let x = set
-            .clips
-            .view()
-            .permuted_axes([0, 2, 1, 3, 4])
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((b * f, c, h, w))
-            .expect("contiguous");
-        let y = model
-            .reconstruct(&x)
-            .into_shape_with_order((b, f, c, h, w))
-            .expect("contiguous")
-            .permuted_axes([0, 2, 1, 3, 4])
-            .as_standard_layout()
-            .into_owned();
+        // frame by frame through the VAE, and back into clips
+        let x = clips_to_frames(set.clips.view());
+        let y = frames_to_clips(model.reconstruct(&x), frames);
         out.push(caption_accuracy(&scorer, y.view(), &set.specs)?);
     }
     let held = out.pop().expect("two");

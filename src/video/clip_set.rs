@@ -3,6 +3,7 @@
 //! frames labelled by digit, for the image models and the frame classifier.
 
 use super::moving_digits::{caption, class_name, unlabel, Motion, NUM_CLASSES};
+use super::patch::clips_to_frames;
 use crate::data::{digits, ImageDataset};
 use crate::error::{Error, Result};
 use ndarray::{Array5, ArrayView4, Axis};
@@ -105,16 +106,8 @@ impl ClipSet {
     /// Every frame as an image, `(N·F, C, H, W)`, frames of a clip consecutive, labelled by
     /// digit (10 classes, `"0"`…`"9"`).
     pub fn frames(&self) -> ImageDataset {
-        let (n, c, f, h, w) = self.clips.dim();
-        // (N, C, F, H, W) → (N, F, C, H, W) → (N·F, C, H, W)
-        let images = self
-            .clips
-            .view()
-            .permuted_axes([0, 2, 1, 3, 4])
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((n * f, c, h, w))
-            .expect("sizes agree");
+        let f = self.clips.dim().2;
+        let images = clips_to_frames(self.clips.view()); // (N·F, C, H, W)
         let labels = self
             .digits
             .iter()

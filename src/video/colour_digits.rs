@@ -21,6 +21,7 @@ use super::captions::{caption, random_spec, ClipSpec};
 use super::config::MAX_FRAMES;
 use super::held_out::Split;
 use super::moving_digits::MovingDigits;
+use super::patch::clips_to_frames;
 use crate::data::{digits, ImageDataset};
 use crate::error::{Error, Result};
 use crate::tensor::{rng, Rng};
@@ -181,16 +182,9 @@ impl CaptionedClips {
     /// Every frame as an RGB image, `(N·F, 3, H, W)`, frames of a clip consecutive (for the
     /// image VAE), labelled by the clip's first digit (`"0"`…`"9"`).
     pub fn frames(&self) -> ImageDataset {
-        let (n, c, f, h, w) = self.clips.dim();
+        let f = self.clips.dim().2;
         // (N, C, F, H, W) → (N, F, C, H, W) → (N·F, C, H, W)
-        let images = self
-            .clips
-            .view()
-            .permuted_axes([0, 2, 1, 3, 4])
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((n * f, c, h, w))
-            .expect("sizes agree");
+        let images = clips_to_frames(self.clips.view()); // (N·F, C, H, W)
         let labels = self
             .specs
             .iter()

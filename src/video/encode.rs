@@ -14,6 +14,7 @@
 
 use super::clip_set::ClipSet;
 use super::colour_digits::CaptionedClips;
+use super::patch::{clips_to_frames, frames_to_clips};
 use crate::error::{Error, Result};
 use crate::io::progress::Progress;
 use crate::vae::encode::{latent_metadata, write_latents};
@@ -91,13 +92,7 @@ fn encode(
             "generate at least one clip",
         ));
     }
-    // '(n c f h w -> (n f) c h w': frames of a clip consecutive
-    let frames = clips
-        .permuted_axes([0, 2, 1, 3, 4])
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((n * f, c, h, w))
-        .expect("contiguous");
+    let frames = clips_to_frames(clips); // (N·F, C, H, W), frames of a clip consecutive
     let chunks: Vec<_> = frames.axis_chunks_iter(Axis(0), CHUNK).collect();
     let bar = Progress::new(chunks.len() as u64, "encode clips");
     let (mut means, mut logvars) = (Vec::new(), Vec::new());
@@ -112,12 +107,7 @@ fn encode(
     let to_clips = |parts: &[Array4<f32>]| {
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let all = concatenate(Axis(0), &views).expect("chunks share their shape");
-        let (_, z, lh, lw) = all.dim();
-        all.into_shape_with_order((n, f, z, lh, lw))
-            .expect("N·F frames")
-            .permuted_axes([0, 2, 1, 3, 4])
-            .as_standard_layout()
-            .into_owned()
+        frames_to_clips(all, f)
     };
     let (mean, logvar) = (to_clips(&means), to_clips(&logvars));
     let mut meta = latent_metadata(scale, data_name, what.class_names);
