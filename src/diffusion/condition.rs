@@ -13,10 +13,24 @@
 
 use super::blend::Blend;
 use crate::tensor::Rng;
-use crate::text::tokenizer::Tokens;
 use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_rand::rand::Rng as _;
 use std::ops::Range;
+
+/// A tokenized caption, as the tokenizer (`src/text/tokenizer.rs`) makes it: token `ids`
+/// padded to a fixed length, the words in `ids[..len]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tokens {
+    pub ids: Vec<usize>,
+    pub len: usize,
+}
+
+impl Tokens {
+    /// The key padding mask: true for the first `len` tokens (the words).
+    pub fn mask(&self) -> Vec<bool> {
+        (0..self.ids.len()).map(|i| i < self.len).collect()
+    }
+}
 
 // ANCHOR: condition
 /// The condition of a batch.

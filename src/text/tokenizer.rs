@@ -52,19 +52,11 @@ const OTHER_COLOURS: &[&str] = &[
 ];
 
 /// One tokenized caption: `ids.len() == MAX_LEN`, the words in `ids[..len]`, `ids[len..]` all
-/// [`PAD`], and `len ≥ 1`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tokens {
-    pub ids: Vec<usize>,
-    pub len: usize,
-}
-
-impl Tokens {
-    /// The key padding mask `(MAX_LEN)`: true for the first `len` tokens (the words).
-    pub fn mask(&self) -> Vec<bool> {
-        (0..self.ids.len()).map(|i| i < self.len).collect()
-    }
-}
+/// [`PAD`], and `len ≥ 1`. The type is the diffusion code's ([`Condition::Captions`] holds
+/// them), so the math does not depend on the tokenizer.
+///
+/// [`Condition::Captions`]: crate::diffusion::Condition::Captions
+pub use crate::diffusion::condition::Tokens;
 
 /// Number of words in the vocabulary, [`PAD`] included.
 pub fn vocab_size() -> usize {
