@@ -4,7 +4,7 @@
 
 use crate::demo_text::TextDemoOptions;
 use crate::error::{Error, Result};
-use crate::generate::{check_prompt, read_prompts, GenerateRequest};
+use crate::generate::{read_prompts, GenerateRequest};
 use crate::io::json::Json;
 use crate::text::encoder::TextEncoderConfig;
 use crate::text::pretrain::{pretrain_clip, PretrainOptions};
@@ -200,10 +200,8 @@ pub struct GenerateArgs {
 impl GenerateArgs {
     pub fn request(self) -> Result<GenerateRequest> {
         let prompts = match (self.prompt, &self.prompts) {
-            (Some(p), None) => {
-                check_prompt(&p)?;
-                vec![p]
-            }
+            // `generate` checks every prompt before any work
+            (Some(p), None) => vec![p],
             (None, Some(file)) => read_prompts(file)?,
             _ => {
                 return Err(Error::new(

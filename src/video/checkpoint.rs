@@ -70,7 +70,7 @@ pub fn load_video_dit(path: &Path) -> Result<VideoDiT> {
     let config = VideoDiTConfig::from_metadata(&meta)?;
     check_vocabulary(path, &meta)?;
     let mut model = VideoDiT::new(config, &mut rng(0))?;
-    let frozen = model.text.as_ref().map_or(vec![], |t| t.frozen_names());
+    let frozen = model.text.as_mut().map_or(vec![], |t| t.frozen_names());
     let names: Vec<&str> = [POS_EMBED, TEMP_EMBED]
         .into_iter()
         .chain(frozen.iter().map(String::as_str))

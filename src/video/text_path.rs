@@ -128,8 +128,15 @@ impl TextPath {
 
 impl TextPath {
     /// The names of [`frozen_tensors`](Self::frozen_tensors).
-    pub fn frozen_names(&self) -> Vec<String> {
-        self.frozen_tensors().into_iter().map(|(n, _)| n).collect()
+    pub fn frozen_names(&mut self) -> Vec<String> {
+        if self.train_encoder {
+            return Vec::new();
+        }
+        self.text_encoder
+            .param_shapes()
+            .into_iter()
+            .map(|(name, _)| format!("text_encoder.{name}"))
+            .collect()
     }
 
     /// Loads the frozen encoder's tensors from `tensors` (a checkpoint's); a missing or
