@@ -472,6 +472,7 @@ fn attention_and_mlp(
         qkv: xavier_linear(dim, 3 * dim, rng),
         proj: xavier_linear(dim, dim, rng),
         heads,
+        kernel: crate::nn::Kernel::Auto,
     };
     (attn, Mlp::new(dim, mlp_hidden, rng))
 }

@@ -44,6 +44,7 @@ pub fn caption_cross_attention(
         kv: xavier_linear(dim, 2 * dim, rng),
         proj: zero_linear(dim, dim),
         heads,
+        kernel: crate::nn::Kernel::Auto,
     }
 }
 

@@ -62,6 +62,7 @@ impl ViTBlock {
             qkv: xavier_linear(dim, 3 * dim, rng),
             proj: xavier_linear(dim, dim, rng),
             heads,
+            kernel: crate::nn::Kernel::Auto,
         };
         let cross = cross.then(|| CrossBranch {
             norm_cross: norm(),
@@ -70,6 +71,7 @@ impl ViTBlock {
                 kv: xavier_linear(dim, 2 * dim, rng),
                 proj: xavier_linear(dim, dim, rng),
                 heads,
+                kernel: crate::nn::Kernel::Auto,
             },
         });
         ViTBlock {

@@ -18,6 +18,7 @@ use ndarray::{
 };
 use rayon::prelude::*;
 
+use crate::nn::attention_kernel::{sdpa, sdpa_grad, Kernel, Saved};
 use crate::nn::softmax::{softmax_backward_into, softmax_inplace};
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
@@ -29,14 +30,16 @@ pub struct Attention {
     pub qkv: Linear,  // C → 3C, with bias
     pub proj: Linear, // C → C, with bias
     pub heads: usize,
+    /// Which scaled dot-product core runs ([`Kernel::Auto`] unless set).
+    pub kernel: Kernel,
 }
 
 /// What backward needs from forward.
 pub struct AttentionCache {
     qkv: LinearCache,
     qkv_out: Array3<f32>, // (B, T, 3C): queries, keys and values
-    p: Array4<f32>,       // (B, h, T, T): the attention probabilities
-    proj: LinearCache,
+    saved: Saved,         // the probabilities (B, h, T, T), or the tiled core's (B·h, T)
+    proj: LinearCache,    // keeps the heads' output o (B·T, C)
 }
 
 impl Attention {
@@ -50,6 +53,7 @@ impl Attention {
             qkv: Linear::new(dim, 3 * dim, true, rng),
             proj: Linear::new(dim, dim, true, rng),
             heads,
+            kernel: Kernel::Auto,
         }
     }
 
@@ -74,12 +78,12 @@ impl Attention {
         let (qkv_out, qkv) = self.qkv.forward(x); // (B, T, 3C)
         let (q, k, v) = split3(qkv_out.view(), self.dim()); // each (B, T, C), strided
         let mask = mask.map(|m| m.view());
-        let (o, p) = sdpa_forward_masked(q, k, v, self.heads, mask); // o: (B, T, C), p: (B, h, T, T)
+        let (o, saved) = sdpa(q, k, v, self.heads, mask, self.kernel); // o: (B, T, C)
         let (y, proj) = self.proj.forward_owned(o);
         let cache = AttentionCache {
             qkv,
             qkv_out,
-            p,
+            saved,
             proj,
         };
         (y, cache)
@@ -99,7 +103,7 @@ impl Attention {
     ) -> Array3<f32> {
         let qkv_out = self.qkv.forward_infer(x);
         let (q, k, v) = split3(qkv_out.view(), self.dim());
-        let (o, _) = sdpa_forward_masked(q, k, v, self.heads, mask.map(|m| m.view()));
+        let (o, _) = sdpa(q, k, v, self.heads, mask.map(|m| m.view()), self.kernel);
         self.proj.forward_infer(&o)
     }
 
@@ -113,7 +117,8 @@ impl Attention {
         let mut dqkv = Array3::zeros(cache.qkv_out.raw_dim());
         let (dq, dkv) = dqkv.view_mut().split_at(Axis(2), c);
         let (dk, dv) = dkv.split_at(Axis(2), c);
-        sdpa_backward(q, k, v, &cache.p, d_o.view(), dq, dk, dv);
+        let o = cache.proj.input_as(d_o.raw_dim()); // (B, T, C), kept by `proj`
+        sdpa_grad(q, k, v, self.heads, &cache.saved, o, d_o.view(), dq, dk, dv);
         self.qkv.backward(&cache.qkv, &dqkv)
     }
     // ANCHOR_END: backward

@@ -7,9 +7,9 @@
 //! last), and `proj: C → C` mixes the heads. The per-head scaled dot-product core is the
 //! one in [`crate::nn::attention`]; only the projections differ from self-attention.
 
-use ndarray::{Array2, Array3, Array4, Axis};
+use ndarray::{Array2, Array3, Axis};
 
-use crate::nn::attention::{sdpa_backward, sdpa_forward_masked};
+use crate::nn::attention_kernel::{sdpa, sdpa_grad, Kernel, Saved};
 use crate::nn::{Linear, LinearCache};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
@@ -21,6 +21,8 @@ pub struct CrossAttention {
     pub kv: Linear,   // Cc → 2C, with bias
     pub proj: Linear, // C → C, with bias
     pub heads: usize,
+    /// Which scaled dot-product core runs ([`Kernel::Auto`] unless set).
+    pub kernel: Kernel,
 }
 
 /// What backward needs from forward.
@@ -29,8 +31,8 @@ pub struct CrossAttentionCache {
     kv: LinearCache,
     q_out: Array3<f32>,  // (B, T, C)
     kv_out: Array3<f32>, // (B, S, 2C): keys then values
-    p: Array4<f32>,      // (B, h, T, S)
-    proj: LinearCache,
+    saved: Saved,        // the probabilities (B, h, T, S), or the tiled core's (B·h, T)
+    proj: LinearCache,   // keeps the heads' output o (B·T, C)
 }
 
 impl CrossAttention {
@@ -45,6 +47,7 @@ impl CrossAttention {
             kv: Linear::new(context_dim, 2 * dim, true, rng),
             proj: Linear::new(dim, dim, true, rng),
             heads,
+            kernel: Kernel::Auto,
         }
     }
 
@@ -76,14 +79,14 @@ impl CrossAttention {
         let (kv_out, kv) = self.kv.forward(context); // (B, S, 2C)
         let (k, v) = kv_out.view().split_at(Axis(2), self.dim()); // each (B, S, C)
         let mask = mask.map(|m| m.view());
-        let (o, p) = sdpa_forward_masked(q_out.view(), k, v, self.heads, mask); // (B, T, C), (B, h, T, S)
+        let (o, saved) = sdpa(q_out.view(), k, v, self.heads, mask, self.kernel); // (B, T, C)
         let (y, proj) = self.proj.forward_owned(o);
         let cache = CrossAttentionCache {
             q,
             kv,
             q_out,
             kv_out,
-            p,
+            saved,
             proj,
         };
         (y, cache)
@@ -106,7 +109,8 @@ impl CrossAttention {
         let q_out = self.q.forward_infer(x);
         let kv_out = self.kv.forward_infer(context);
         let (k, v) = kv_out.view().split_at(Axis(2), self.dim());
-        let (o, _) = sdpa_forward_masked(q_out.view(), k, v, self.heads, mask.map(|m| m.view()));
+        let mask = mask.map(|m| m.view());
+        let (o, _) = sdpa(q_out.view(), k, v, self.heads, mask, self.kernel);
         self.proj.forward_infer(&o)
     }
 
@@ -125,7 +129,9 @@ impl CrossAttention {
         let mut dkv = Array3::zeros(cache.kv_out.raw_dim()); // (B, S, 2C)
         let (dk, dv) = dkv.view_mut().split_at(Axis(2), c);
         let q = cache.q_out.view();
-        sdpa_backward(q, k, v, &cache.p, d_o.view(), dq.view_mut(), dk, dv);
+        let o = cache.proj.input_as(d_o.raw_dim()); // (B, T, C), kept by `proj`
+        let (h, saved) = (self.heads, &cache.saved);
+        sdpa_grad(q, k, v, h, saved, o, d_o.view(), dq.view_mut(), dk, dv);
         let dx = self.q.backward(&cache.q, &dq);
         let dcontext = self.kv.backward(&cache.kv, &dkv);
         (dx, dcontext)

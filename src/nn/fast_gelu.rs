@@ -27,7 +27,7 @@ const GELU_C: f32 = 0.044_715;
 /// clamped to $[-80, 80]$, where $e^x$ stays a normal float: callers only use it inside
 /// $\sigma$, where beyond that range it is 0 or 1 to f32 precision anyway.
 #[inline(always)]
-fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75; // ln 2 split in two, so k·LN2_HI is exact
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer

@@ -5,7 +5,7 @@
 
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{gemm, init, matmul, Rng};
-use ndarray::{Array, Array2, ArrayView2, Axis, Dimension};
+use ndarray::{Array, Array2, ArrayView, ArrayView2, Axis, Dimension};
 
 /// `y = x Wᵀ + b`   x: (…, IN)  W: (OUT, IN)  b: (OUT)  y: (…, OUT)
 #[derive(Clone, Debug)]
@@ -17,6 +17,17 @@ pub struct Linear {
 /// What backward needs from forward: the input, flattened to rows.
 pub struct LinearCache {
     x: Array2<f32>, // (N, IN)
+}
+
+impl LinearCache {
+    /// The input this cache keeps, `(N, IN)` read back in the caller's shape `dim`
+    /// (e.g. `(B, T, IN)`): attention reads its heads' output here instead of keeping a copy.
+    pub fn input_as<D: Dimension>(&self, dim: D) -> ArrayView<'_, f32, D> {
+        self.x
+            .view()
+            .into_shape_with_order(dim)
+            .expect("the shape the input had")
+    }
 }
 
 impl Linear {

@@ -4,10 +4,12 @@
 
 pub mod activation;
 pub mod attention;
+pub mod attention_kernel;
 pub mod conv2d;
 pub mod cross_attention;
 pub mod embedding;
 pub mod fast_gelu;
+pub mod flash_attention;
 pub mod groupnorm;
 pub mod im2col;
 pub mod layernorm;
@@ -21,10 +23,12 @@ pub mod upsample;
 
 pub use activation::{erf, erfc, ActivationCache, Gelu, GeluKind, Silu};
 pub use attention::{Attention, AttentionCache};
+pub use attention_kernel::Kernel;
 pub use conv2d::{Conv2d, Conv2dCache};
 pub use cross_attention::{CrossAttention, CrossAttentionCache};
 pub use embedding::{Embedding, EmbeddingCache};
 pub use fast_gelu::{fast_gelu, fast_gelu_with_slope};
+pub use flash_attention::{flash_backward, flash_forward, Tiles};
 pub use groupnorm::{GroupNorm, GroupNormCache};
 pub use layernorm::{LayerNorm, LayerNormCache};
 pub use linear::{xavier_linear, zero_linear, Linear, LinearCache};

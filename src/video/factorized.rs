@@ -165,6 +165,7 @@ pub fn zero_temporal_attention(dim: usize, heads: usize, rng: &mut Rng) -> Atten
         qkv: xavier_linear(dim, 3 * dim, rng),
         proj: zero_linear(dim, dim),
         heads,
+        kernel: crate::nn::Kernel::Auto,
     }
 }
 
