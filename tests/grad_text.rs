@@ -71,6 +71,9 @@ proptest! {
     ) {
         let mut r = rng(seed);
         let mut enc = TextEncoder::new(config(vocab, 6, h, d, depth), &mut r);
+        // Step 5e-3, not the default 1e-2: a case drawn on a CI-like run (kept in
+        // grad_text.proptest-regressions) had a directional error of 6.9e-3 at 1e-2 and passes
+        // at 5e-3 and 2.5e-3 — truncation of the central difference, not a wrong gradient.
         // At CLIP's init (std 0.02) the first LayerNorm divides by that small std, so a
         // finite-difference step of 1e-2 is no longer small there; check the gradients at
         // unit-scale embeddings instead, the token table with a ramp along each row
@@ -88,7 +91,7 @@ proptest! {
                 m.backward(&cache, &to3(dy));
                 vec![]
             },
-            &GradCheck { seed, ..GradCheck::default() },
+            &GradCheck { seed, step: 5e-3, ..GradCheck::default() },
         );
         prop_assert!(report.passed, "{report:?}");
     }
