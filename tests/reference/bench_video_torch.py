@@ -15,8 +15,8 @@ per frame), 40 classes plus the null label, learned variance, in each attention 
                attention (`attn_temp`) sharing the spatial branch's shift, scale and gate, then
                the MLP; the first block adds the temporal table to its temporal attention's input.
 
-Depth counts blocks as minisora's `Stack` does: 4 blocks in every layout, which for
-`alternating` is 2 spatial + 2 temporal blocks. The layers are `dit_reference.py`'s (DiT's
+Depth is minisora's `VideoDiTConfig::named`: 4 blocks for `full` and `factorized`, 4 spatial +
+4 temporal blocks for `alternating` (each spatial block of the image size gets a temporal one). The layers are `dit_reference.py`'s (DiT's
 module structure) with attention through `F.scaled_dot_product_attention`, as in
 `bench_dit_torch.py`; every model reads clips in Latte's layout (B, F, C, H, W).
 
@@ -33,8 +33,9 @@ median, as in the Rust benchmark. Effective GFLOP/s: 2 FLOPs per multiply-add, a
 is 3 forward passes' worth, the multiply-adds per clip counted as minisora's `video_flops`
 counts them. Peak memory is measured per configuration in a fresh process (this script run
 with `--one LAYOUT:FRAMES`), since a process keeps memory a bigger configuration needed: the
-peak resident set over `--sweep-steps` steps after one warm-up step, read from `VmHWM` after
-resetting it through `/proc/self/clear_refs` (Linux only). The scaling sweep runs frames 4, 8,
+process's peak resident set (`VmHWM`, Linux only) after one warm-up step and `--sweep-steps`
+timed ones, as the Rust side reads it, with the resident set before the model was built
+(torch loaded) as `baseline_rss_mib`. The scaling sweep runs frames 4, 8,
 16, 32 per layout and fits the log-log slopes of step time and of peak memory against frames.
 The last stdout line is one JSON object with every figure.
 
@@ -85,9 +86,15 @@ SAMPLE_FRAMES, SAMPLE_STEPS, GUIDANCE = 8, 50, 4.0
 # ---------------------------------------------------------------------------------------------
 
 
-def config(frames):
+def depth(layout):
+    """minisora's `VideoDiTConfig::named` doubles the depth of `alternating`: each spatial
+    block of the image size gets a temporal block of its own (4 + 4 for video-mini/2)."""
+    return 2 * DEPTH if layout == "alternating" else DEPTH
+
+
+def config(layout, frames):
     return dict(input_size=SIDE, patch_size=PATCH, in_channels=CHANNELS, hidden_size=HIDDEN,
-                depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP_RATIO, num_frames=frames,
+                depth=depth(layout), num_heads=HEADS, mlp_ratio=MLP_RATIO, num_frames=frames,
                 class_dropout_prob=0.1, num_classes=NUM_CLASSES, learn_sigma=True)
 
 
@@ -166,7 +173,7 @@ MODELS = {"full": FullDiT, "alternating": latte.Latte, "factorized": FactorizedD
 
 def expected_shapes(layout, frames):
     """Latte's state_dict (latte_reference's list); the factorized blocks add `attn_temp`."""
-    shapes = latte.expected_shapes(config(frames))
+    shapes = latte.expected_shapes(config(layout, frames))
     if layout == "factorized":
         for i in range(DEPTH):
             shapes.update({f"blocks.{i}.attn_temp.qkv.weight": (3 * HIDDEN, HIDDEN),
@@ -194,7 +201,7 @@ def video_macs(layout, frames):
     elif layout == "alternating":
         spatial = attention(f, s) + mlp + modulation
         temporal = attention(s, f) + mlp + modulation
-        blocks = DEPTH // 2 * (spatial + temporal)
+        blocks = depth(layout) // 2 * (spatial + temporal)
     else:
         blocks = DEPTH * (attention(f, s) + attention(s, f) + mlp + modulation)
     last = 2 * d * d + t * d * (p * p * 2 * CHANNELS)
@@ -232,7 +239,7 @@ class Run:
     def __init__(self, layout, frames):
         self.layout, self.frames = layout, frames
         torch.manual_seed(0)
-        self.model = MODELS[layout](**config(frames))
+        self.model = MODELS[layout](**config(layout, frames))
         got = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
         assert got == expected_shapes(layout, frames), f"{layout}: the state_dict differs"
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -321,9 +328,7 @@ def one(spec, steps):
     """`--one LAYOUT:FRAMES`: a warm-up step, then `steps` timed; prints one JSON line."""
     layout, frames = spec.split(":")
     baseline = status_mib("VmRSS")  # torch loaded, nothing built
-    run = Run(layout, int(frames))
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # the peak resident set starts again from the current one
+    run = Run(layout, int(frames))  # the peak is the whole process's, as on the Rust side
     times = [run.step()[0] for _ in range(steps)]
     print(json.dumps({"layout": layout, "frames": run.frames, "params": run.n_params,
                       "step_ms": round(median(times) * 1e3, 2),
@@ -412,7 +417,7 @@ def main():
             "step_ms": round(total * 1e3, 2), "forward_ms": round(fwd * 1e3, 2),
             "backward_ms": round(bwd * 1e3, 2), "optimizer_ms": round(opt * 1e3, 2),
             "gflop_s": round(gf, 2), "fraction_of_sgemm": round(gf / ceiling, 4),
-            "peak_rss_mib": rss})
+            "peak_rss_mib": rss, "baseline_rss_mib": child[(r.layout, r.frames)]["baseline_rss_mib"]})
     for layout in samplers:
         sec = median(samples[layout])
         print(f"{layout}: {SAMPLE_STEPS}-step guided DDIM for {BATCH} clips of {SAMPLE_FRAMES} "
@@ -424,7 +429,8 @@ def main():
             pts = [child[(layout, f)] for f in SWEEP_FRAMES]
             for p in pts:
                 out["sweep"].append({"layout": layout, "frames": p["frames"], "step_ms": p["step_ms"],
-                                     "peak_rss_mib": p["peak_rss_mib"]})
+                                     "peak_rss_mib": p["peak_rss_mib"],
+                                     "baseline_rss_mib": p["baseline_rss_mib"]})
             ms, rss = [p["step_ms"] for p in pts], [p["peak_rss_mib"] for p in pts]
             grown = [p["peak_rss_mib"] - p["baseline_rss_mib"] for p in pts]
             grown = f"{slope(SWEEP_FRAMES, grown):.2f}" if min(grown) > 0 else "n/a"
