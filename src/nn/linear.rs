@@ -5,7 +5,7 @@
 
 use crate::param::{join, Param, Parameters};
 use crate::tensor::{gemm, init, matmul, Rng};
-use ndarray::{Array, Array2, ArrayView, ArrayView2, Axis, Dimension};
+use ndarray::{Array, Array2, ArrayView, ArrayView1, ArrayView2, Axis, Dimension};
 
 /// `y = x Wᵀ + b`   x: (…, IN)  W: (OUT, IN)  b: (OUT)  y: (…, OUT)
 #[derive(Clone, Debug)]
@@ -73,11 +73,7 @@ impl Linear {
         // same pass instead of a second sweep over y.
         // $y = b + x W^\top$
         let mut y = match &self.bias {
-            Some(b) => b
-                .v1()
-                .broadcast(shape)
-                .expect("bias has OUT elements")
-                .to_owned(),
+            Some(b) => repeat_rows(b.v1(), shape.0),
             None => Array2::zeros(shape),
         }; // (N, OUT)
         gemm(1.0, x2, self.weight.v2().t(), 1.0, y.view_mut());
@@ -151,4 +147,17 @@ pub fn unflatten<D: Dimension>(y: Array2<f32>, mut like: D) -> Array<f32, D> {
     like[last] = y.ncols();
     y.into_shape_with_order(like)
         .expect("row count matches the leading axes")
+}
+
+/// `n` copies of `row` as the rows of an `(n, len)` array: a bias broadcast over rows, one
+/// slice copy per row (`broadcast(…).to_owned()` copies element by element: 4.8–6.8 % of a
+/// video DiT step in a profile, against 2–3 % for these copies).
+fn repeat_rows(row: ArrayView1<f32>, n: usize) -> Array2<f32> {
+    let row = row.as_standard_layout();
+    let row = row.as_slice().expect("standard layout");
+    let mut data = Vec::with_capacity(n * row.len());
+    for _ in 0..n {
+        data.extend_from_slice(row);
+    }
+    Array2::from_shape_vec((n, row.len()), data).expect("n rows of the row's length")
 }
