@@ -120,6 +120,8 @@ fn resuming_half_way_is_bit_identical_to_an_uninterrupted_run() {
         &diff[..diff.len().min(5)]
     );
     assert_eq!(r1.losses.len(), r2.losses.len());
+    // The resumed run reports the steps it took, not the run's total.
+    assert_eq!((r1.trained_steps, r2.trained_steps), (STEPS, STEPS / 2));
     // The final (EMA) checkpoints agree too.
     assert!(differing(&tensors(&r1.checkpoint), &tensors(&r2.checkpoint)).is_empty());
     // And training did move the weights after the checkpoint.

@@ -35,6 +35,8 @@ pub struct TrainReport {
     pub final_loss: f32,
     /// The loss of every step.
     pub losses: Vec<f32>,
+    /// Steps this run took (fewer than the options' `steps` when it resumed a checkpoint).
+    pub trained_steps: u64,
     pub seconds_per_step: f64,
     pub images_per_second: f64,
     pub train_seconds: f64,
@@ -211,6 +213,7 @@ pub fn train<M: TrainableDenoiser>(
         gflops,
         final_loss,
         losses,
+        trained_steps: trained,
         seconds_per_step: train_seconds / trained as f64,
         images_per_second: (trained as f64 * opts.batch as f64) / train_seconds,
         train_seconds,
@@ -224,8 +227,13 @@ pub fn train<M: TrainableDenoiser>(
 
 fn print_report(r: &TrainReport, info: &ModelInfo, opts: &TrainOptions) {
     println!(
-        "trained {} steps in {:.1} s ({:.3} s/step, {:.0} img/s); mean loss of the last {} steps {:.4}; sampled in {:.1} s",
-        opts.steps,
+        "trained {} steps{} in {:.1} s ({:.3} s/step, {:.0} img/s); mean loss of the last {} steps {:.4}; sampled in {:.1} s",
+        r.trained_steps,
+        if r.trained_steps < opts.steps {
+            format!(" (resumed at step {}, now at {})", opts.steps - r.trained_steps, opts.steps)
+        } else {
+            String::new()
+        },
         r.train_seconds,
         r.seconds_per_step,
         r.images_per_second,
@@ -239,13 +247,14 @@ fn print_report(r: &TrainReport, info: &ModelInfo, opts: &TrainOptions) {
         r.checkpoint.display()
     );
     println!(
-        "{{\"model\":\"{}\",\"params\":{},\"gflops\":{:.5},\"final_loss\":{:.5},\"seconds_per_step\":{:.4},\"steps\":{},\"batch\":{},\"images_per_second\":{:.1},\"train_seconds\":{:.1},\"sample_seconds\":{:.1},\"wall_seconds\":{:.1},\"guidance\":{},\"data\":\"{}\"}}",
+        "{{\"model\":\"{}\",\"params\":{},\"gflops\":{:.5},\"final_loss\":{:.5},\"seconds_per_step\":{:.4},\"steps\":{},\"trained_steps\":{},\"batch\":{},\"images_per_second\":{:.1},\"train_seconds\":{:.1},\"sample_seconds\":{:.1},\"wall_seconds\":{:.1},\"guidance\":{},\"data\":\"{}\"}}",
         info.name,
         r.params,
         r.gflops,
         r.final_loss,
         r.seconds_per_step,
         opts.steps,
+        r.trained_steps,
         opts.batch,
         r.images_per_second,
         r.train_seconds,
