@@ -31,8 +31,8 @@ pub enum Kernel {
 // ANCHOR: auto
 /// $T \cdot S$ from which [`Kernel::Auto`] runs the tiled core: 64 queries × 64 keys. One
 /// attention layer (width 64, 4 heads, forward + backward over 8192 tokens) measured clear
-/// against tiled at 12.7 / 15.6 ms for sequences of 16, 13.0 / 14.0 at 32, 16.7 / 15.3 at 64
-/// and 29.2 / 19.1 at 128 (`examples/bench_video.rs`): spatial attention over a frame's 16
+/// against tiled at 13.3 / 16.4 ms for sequences of 16, 13.3 / 15.3 at 32, 16.9 / 15.8 at 64
+/// and 23.8 / 20.1 at 128 (`examples/bench_video.rs`): spatial attention over a frame's 16
 /// tokens and temporal attention over 8–32 frames stay clear, `full` attention over a clip
 /// runs tiled.
 pub const TILED_MIN_SCORES: usize = 64 * 64;
