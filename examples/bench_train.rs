@@ -16,18 +16,20 @@
 //!
 //! Run: `cargo run --release --example bench_train` (`-- --rounds 3` for a quicker look).
 
+#[path = "common/bench.rs"]
+mod bench;
+
+use bench::{guided_ddim_seconds, median, reset_peak_rss, sgemm_seconds, status_mib};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use minisora::diffusion::{sample_uniform, Condition, Guided, SampleOptions, SamplerKind};
+use minisora::diffusion::{sample_uniform, Condition};
 use minisora::dit::{DiT, DiTConfig};
 use minisora::models::dit::dit_diffusion;
 use minisora::optim::{AdamW, AdamWConfig, Ema};
 use minisora::param::Parameters;
-use minisora::tensor::{gemm, init, rng};
+use minisora::tensor::{init, rng};
 use minisora::train::{train_step, StepBatch, StepOptimizer};
 use ndarray::{Array2, ArrayD, Ix2};
-use std::hint::black_box;
-use std::time::Instant;
 
 const BATCH: usize = 64;
 const SAMPLE_STEPS: usize = 50;
@@ -112,57 +114,8 @@ impl Run {
 
     /// Seconds of 50-step DDIM with guidance for 64 latents.
     fn sample(&self) -> f64 {
-        let diffusion = dit_diffusion(true)
-            .respace_spec("ddim50")
-            .expect("50 divides 1000");
-        let guided = Guided {
-            model: &self.model,
-            scale: GUIDANCE,
-            channels: 4,
-        };
-        let opts = SampleOptions {
-            kind: SamplerKind::Ddim { eta: 0.0 },
-            clip_x0: false,
-        };
-        let start = Instant::now();
-        let x = diffusion.sample(
-            &guided,
-            &[BATCH, 4, 8, 8],
-            Some(self.noise.clone()),
-            &Condition::labels(&self.y),
-            opts,
-            &mut rng(2),
-            &mut |_, _, _| {},
-        );
-        black_box(x);
-        start.elapsed().as_secs_f64()
+        guided_ddim_seconds(&self.model, &self.noise, &self.y, GUIDANCE, SAMPLE_STEPS)
     }
-}
-
-/// The peak resident memory of this process in MiB, and a reset of it (Linux).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn reset_peak_rss() {
-    // "5" resets the peak resident set size to the current one (Linux ≥ 4.0).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Seconds of one 1024³ sgemm.
-fn sgemm_seconds(a: &Array2<f32>, c: &mut Array2<f32>) -> f64 {
-    let start = Instant::now();
-    gemm(1.0, a.view(), a.t(), 0.0, c.view_mut());
-    black_box(&c);
-    start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -190,7 +143,7 @@ fn main() {
         reset_peak_rss();
         let mut run = Run::new(name, 1);
         run.step();
-        peaks.push(peak_rss_mib());
+        peaks.push(status_mib("VmHWM:"));
     }
 
     let n = 1024;

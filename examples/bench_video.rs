@@ -26,16 +26,20 @@
 //!
 //! Run: `cargo run --release --example bench_video` (`-- --rounds 3 --no-sweep` for a quick look).
 
+#[path = "common/bench.rs"]
+mod bench;
+
+use bench::{guided_ddim_seconds, median, sgemm_seconds, status_mib};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use minisora::diffusion::{sample_uniform, Condition, Guided, SampleOptions, SamplerKind};
+use minisora::diffusion::{sample_uniform, Condition};
 use minisora::experiments::plot::{draw, Line, Lines, Panel};
 use minisora::io::json::Json;
 use minisora::models::dit::dit_diffusion;
 use minisora::nn::{Attention, Kernel};
 use minisora::optim::{AdamW, AdamWConfig, Ema};
 use minisora::param::Parameters;
-use minisora::tensor::{gemm, init, rng};
+use minisora::tensor::{init, rng};
 use minisora::train::{train_step, StepBatch, StepOptimizer};
 use minisora::video::flops::video_flops;
 use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
@@ -149,52 +153,8 @@ impl Run {
 
     /// Seconds of 50-step DDIM with guidance for the batch's clips.
     fn sample(&self) -> f64 {
-        let diffusion = dit_diffusion(true)
-            .respace_spec("ddim50")
-            .expect("50 | 1000");
-        let guided = Guided {
-            model: &self.model,
-            scale: GUIDANCE,
-            channels: 4,
-        };
-        let opts = SampleOptions {
-            kind: SamplerKind::Ddim { eta: 0.0 },
-            clip_x0: false,
-        };
-        let start = Instant::now();
-        let x = diffusion.sample(
-            &guided,
-            self.x0.shape(),
-            Some(self.noise.clone()),
-            &Condition::labels(&self.y),
-            opts,
-            &mut rng(2),
-            &mut |_, _, _| {},
-        );
-        black_box(x);
-        start.elapsed().as_secs_f64()
+        guided_ddim_seconds(&self.model, &self.noise, &self.y, GUIDANCE, SAMPLE_STEPS)
     }
-}
-
-/// `VmHWM` (peak) or `VmRSS` (now) of this process in MiB (Linux).
-fn status_mib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Seconds of one 1024³ sgemm.
-fn sgemm_seconds(a: &Array2<f32>, c: &mut Array2<f32>) -> f64 {
-    let start = Instant::now();
-    gemm(1.0, a.view(), a.t(), 0.0, c.view_mut());
-    black_box(&c);
-    start.elapsed().as_secs_f64()
 }
 
 /// The child side of the sweep: build, warm up, time `steps` steps, print one line.
