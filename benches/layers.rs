@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the kernels and layers a training step spends its time in:
-//! the sgemm ceiling (1024³), Linear, Conv2d and attention forward+backward at training shapes.
+//! the sgemm ceiling (1024³), Linear, Conv2d, Conv3d and attention forward+backward at training
+//! shapes (Conv3d at 0.94× the Conv2d case's multiply-adds; compare them by FLOP/s).
 //! `examples/bench_layers.rs` prints the same figures as GFLOP/s and fractions of the ceiling.
 //!
 //! Run: `cargo bench --bench layers`
@@ -7,9 +8,10 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use minisora::nn::attention::Attention;
 use minisora::nn::conv2d::Conv2d;
+use minisora::nn::conv3d::{Conv3d, Padding3d};
 use minisora::nn::linear::Linear;
 use minisora::tensor::{gemm, init, rng};
-use ndarray::{Array2, Array3, Array4, Ix2, Ix3, Ix4};
+use ndarray::{Array2, Array3, Array4, Array5, Ix2, Ix3, Ix4, Ix5};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -71,6 +73,30 @@ fn conv2d(c: &mut Criterion) {
     g.finish();
 }
 
+fn conv3d(c: &mut Criterion) {
+    let (b, ch, f, hw, o, k) = (4, 64, 10, 16, 64, 3);
+    let pad = Padding3d::causal(1, 1);
+    let mut layer = Conv3d::new(ch, o, [k; 3], [1; 3], pad, true, &mut rng(11));
+    let clip = |channels, seed| {
+        init::normal(&[b, channels, f, hw, hw], 1.0, &mut rng(seed))
+            .into_dimensionality::<Ix5>()
+            .unwrap()
+    };
+    let (x, dy): (Array5<f32>, Array5<f32>) = (clip(ch, 12), clip(o, 13));
+    let mut g = c.benchmark_group("conv3d");
+    g.throughput(Throughput::Elements(
+        2 * 3 * (b * f * hw * hw * o * ch * k * k * k) as u64,
+    ));
+    g.bench_function("3x3x3_causal_64to64_10x16x16_b4_fwd_bwd", |bench| {
+        bench.iter(|| {
+            let (y, cache) = layer.forward(&x);
+            black_box(y);
+            black_box(layer.backward(&cache, &dy))
+        })
+    });
+    g.finish();
+}
+
 fn attention(c: &mut Criterion) {
     let (b, t, ch, heads) = (16, 256, 384, 6);
     let mut layer = Attention::new(ch, heads, &mut rng(5));
@@ -105,6 +131,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sgemm, linear, conv2d, attention
+    targets = sgemm, linear, conv2d, conv3d, attention
 }
 criterion_main!(benches);
