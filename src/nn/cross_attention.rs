@@ -4,8 +4,9 @@
 //!
 //! `q: C → C` projects the tokens, one fused `kv: Cc → 2C` projects the context, read in
 //! PyTorch's `reshape(B, S, 2, h, d)` order (keys are the first `C` columns, values the
-//! last), and `proj: C → C` mixes the heads. The per-head scaled dot-product core is the
-//! one in [`crate::nn::attention`]; only the projections differ from self-attention.
+//! last), and `proj: C → C` mixes the heads. The per-head scaled dot-product core is
+//! self-attention's ([`crate::nn::attention_kernel`] picks the clear or the tiled one); only
+//! the projections differ.
 
 use ndarray::{Array2, Array3, Axis};
 
