@@ -188,14 +188,7 @@ impl Conv2d {
                 (dw, db)
             })
             .collect();
-        for (dw, db) in &partials {
-            let mut gw = self.weight.g_rows(o);
-            gw += &ArrayView2::from_shape((o, kk), &dw[..]).unwrap();
-            if let Some(bias) = &mut self.bias {
-                let mut gb = bias.g1();
-                gb.iter_mut().zip(db).for_each(|(a, d)| *a += d);
-            }
-        }
+        add_partials(&mut self.weight, self.bias.as_mut(), &partials);
         dx
     }
     // ANCHOR_END: backward
@@ -242,8 +235,8 @@ fn columns<'a>(g: &ConvGeom, xb: &'a [f32], buf: &'a mut [f32]) -> ArrayView2<'a
     ArrayView2::from_shape((g.rows(), g.cols()), data).unwrap()
 }
 
-/// `C ← α·A·B + β·C`, split over threads or on the calling thread.
-fn product(
+/// `C ← α·A·B + β·C`, split over threads or on the calling thread (shared with `Conv3d`).
+pub(crate) fn product(
     split: bool,
     alpha: f32,
     a: ArrayView2<f32>,
@@ -255,5 +248,27 @@ fn product(
         gemm(alpha, a, b, beta, c)
     } else {
         gemm_serial(alpha, a, b, beta, c)
+    }
+}
+
+/// Adds each parallel group's partial `(dW, db)` (`dW` as `(O, K)` rows) into the weight's
+/// and bias's gradients, in group order, so the sum does not depend on which thread finished
+/// first (shared with `Conv3d`).
+pub(crate) fn add_partials(
+    weight: &mut Param,
+    bias: Option<&mut Param>,
+    partials: &[(Vec<f32>, Vec<f32>)],
+) {
+    let o = weight.value.shape()[0];
+    let kk = weight.value.len() / o;
+    for (dw, _) in partials {
+        let mut gw = weight.g_rows(o);
+        gw += &ArrayView2::from_shape((o, kk), &dw[..]).unwrap();
+    }
+    if let Some(bias) = bias {
+        let mut gb = bias.g1();
+        for (_, db) in partials {
+            gb.iter_mut().zip(db).for_each(|(a, d)| *a += d);
+        }
     }
 }

@@ -15,9 +15,10 @@
 //! each GEMM is split over the threads instead, which gives the same bits. So the result is
 //! bit-identical for any thread count (unlike `Conv2d`, whose groups follow the threads).
 
+use super::conv2d::{add_partials, product};
 use super::vol2col::{col2vol, vol2col, ConvAxis, VolGeom};
 use crate::param::{join, Param, Parameters};
-use crate::tensor::{gemm, gemm_serial, init, Rng};
+use crate::tensor::{init, Rng};
 use ndarray::{s, Array5, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -252,14 +253,7 @@ impl Conv3d {
                 (dw, db)
             })
             .collect();
-        for (dw, db) in &partials {
-            let mut gw = self.weight.g_rows(o);
-            gw += &ArrayView2::from_shape((o, kk), &dw[..]).unwrap();
-            if let Some(bias) = &mut self.bias {
-                let mut gb = bias.g1();
-                gb.iter_mut().zip(db).for_each(|(a, d)| *a += d);
-            }
-        }
+        add_partials(&mut self.weight, self.bias.as_mut(), &partials);
         dx
     }
     // ANCHOR_END: conv3d_backward
@@ -323,20 +317,4 @@ fn columns<'a>(
         buf
     };
     ArrayView2::from_shape((g.rows(), n), data).unwrap()
-}
-
-/// `C ← α·A·B + β·C`, split over threads or on the calling thread.
-fn product(
-    split: bool,
-    alpha: f32,
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    beta: f32,
-    c: ArrayViewMut2<f32>,
-) {
-    if split {
-        gemm(alpha, a, b, beta, c)
-    } else {
-        gemm_serial(alpha, a, b, beta, c)
-    }
 }
