@@ -12,6 +12,7 @@ pub mod simd;
 
 pub use gemm::{gemm, gemm_serial, matmul};
 
+use ndarray::{Array4, Array5, ArrayView5};
 use ndarray_rand::rand::SeedableRng;
 
 /// The generator used everywhere: ChaCha12 from `rand`, seeded explicitly, so the same seed and
@@ -21,4 +22,25 @@ pub type Rng = ndarray_rand::rand::rngs::StdRng;
 /// A generator seeded with `seed`.
 pub fn rng(seed: u64) -> Rng {
     Rng::seed_from_u64(seed)
+}
+
+/// `'n c f h w -> (n f) c h w'`: every frame of a batch of clips as an image, the frames of a
+/// clip consecutive (what the image VAE reads).
+pub fn clips_to_frames(x: ArrayView5<f32>) -> Array4<f32> {
+    let (n, c, f, h, w) = x.dim();
+    x.permuted_axes([0, 2, 1, 3, 4])
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((n * f, c, h, w))
+        .expect("contiguous")
+}
+
+/// `'(n f) c h w -> n c f h w'`, the inverse of [`clips_to_frames`] for clips of `frames`.
+pub fn frames_to_clips(x: Array4<f32>, frames: usize) -> Array5<f32> {
+    let (nf, c, h, w) = x.dim();
+    x.into_shape_with_order((nf / frames, frames, c, h, w))
+        .expect("whole clips")
+        .permuted_axes([0, 2, 1, 3, 4])
+        .as_standard_layout()
+        .into_owned()
 }

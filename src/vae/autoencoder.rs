@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::nn::Conv2d;
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::{Array4, Zip};
+use ndarray::{Array, Array4, Dimension, Zip};
 
 /// The per-pixel reconstruction penalty.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -190,7 +190,11 @@ fn parts(recon: f64, post: &DiagonalGaussian, loss: &VaeLoss, x_rec: Array4<f32>
 // ANCHOR: vae_recon
 /// $\frac1B \sum \ell(\hat x - x)$, summed in f64: the reconstruction term per image,
 /// averaged over the batch.
-fn recon_loss(x_rec: &Array4<f32>, x: &Array4<f32>, kind: Recon) -> f64 {
+pub(crate) fn recon_loss<D: Dimension>(
+    x_rec: &Array<f32, D>,
+    x: &Array<f32, D>,
+    kind: Recon,
+) -> f64 {
     assert_eq!(x_rec.shape(), x.shape(), "reconstruction and image differ");
     let mut sum = 0.0f64;
     Zip::from(x_rec).and(x).for_each(|&p, &t| {
@@ -205,9 +209,13 @@ fn recon_loss(x_rec: &Array4<f32>, x: &Array4<f32>, kind: Recon) -> f64 {
 
 /// Its gradient with respect to $\hat x$: $\frac1B \operatorname{sign}(\hat x - x)$ (0 at 0,
 /// as PyTorch) or $\frac2B (\hat x - x)$.
-fn recon_grad(x_rec: &Array4<f32>, x: &Array4<f32>, kind: Recon) -> Array4<f32> {
+pub(crate) fn recon_grad<D: Dimension>(
+    x_rec: &Array<f32, D>,
+    x: &Array<f32, D>,
+    kind: Recon,
+) -> Array<f32, D> {
     let inv_b = 1.0 / x.shape()[0].max(1) as f32;
-    let mut g = Array4::zeros(x.raw_dim());
+    let mut g = Array::zeros(x.raw_dim());
     Zip::from(&mut g).and(x_rec).and(x).for_each(|g, &p, &t| {
         let d = p - t;
         *g = match kind {

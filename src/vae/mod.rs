@@ -16,6 +16,7 @@ pub mod distribution;
 pub mod encode;
 pub mod encoder;
 pub mod resblock;
+pub mod temporal;
 pub mod train;
 
 pub use attn_block::{AttnBlock, AttnBlockCache};

@@ -13,7 +13,7 @@
 //! rearranges [`to_temporal`] and [`to_spatial`] (Latte's `'(b f) t d -> (b t) f d'` and
 //! back) are permutations, each the other's backward.
 
-use ndarray::{Array2, Array4, Array5, ArrayView2, ArrayView5};
+use ndarray::{Array2, Array5, ArrayView2, ArrayView5};
 use rayon::prelude::*;
 
 /// Where the channel index sits in a flattened patch.
@@ -163,23 +163,4 @@ fn permute(x: &Array2<f32>, m: usize, n: usize) -> Array2<f32> {
 }
 // ANCHOR_END: rearrange
 
-/// `'n c f h w -> (n f) c h w'`: every frame of a batch of clips as an image, the frames of a
-/// clip consecutive (what the image VAE reads).
-pub fn clips_to_frames(x: ArrayView5<f32>) -> Array4<f32> {
-    let (n, c, f, h, w) = x.dim();
-    x.permuted_axes([0, 2, 1, 3, 4])
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((n * f, c, h, w))
-        .expect("contiguous")
-}
-
-/// `'(n f) c h w -> n c f h w'`, the inverse of [`clips_to_frames`] for clips of `frames`.
-pub fn frames_to_clips(x: Array4<f32>, frames: usize) -> Array5<f32> {
-    let (nf, c, h, w) = x.dim();
-    x.into_shape_with_order((nf / frames, frames, c, h, w))
-        .expect("whole clips")
-        .permuted_axes([0, 2, 1, 3, 4])
-        .as_standard_layout()
-        .into_owned()
-}
+pub use crate::tensor::{clips_to_frames, frames_to_clips};
