@@ -18,7 +18,7 @@ use crate::models::{load_model, Loaded};
 use crate::sample::decoder;
 use crate::text::tokenizer::{tokenize, Tokens};
 use crate::train::preview::to_pixels;
-use crate::vae::AutoencoderKL;
+use crate::vae::Codec;
 use crate::video::colour_digits::{CaptionedClips, ColourDigits};
 use crate::video::held_out::Split;
 use crate::video::moving_digits::MovingDigits;
@@ -92,7 +92,7 @@ impl CaptionEval {
 /// the null caption). Chunk `i` draws its noise from `seed + i`.
 pub fn generate_clips(
     loaded: &Loaded,
-    vae: Option<&AutoencoderKL>,
+    vae: Option<&Codec>,
     captions: &[Tokens],
     guidance: f32,
     steps: usize,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::io::image::{save_gif, save_grid, GridLayout};
 use crate::models::{load_model, Loaded};
 use crate::train::preview::{load_decoder, save_samples, to_pixels};
-use crate::vae::AutoencoderKL;
+use crate::vae::Codec;
 use crate::video::config::check_frames;
 use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4, Ix5, IxDyn};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ pub fn parse_sampler(name: &str, eta: f32) -> Result<SamplerKind> {
 
 /// The VAE at `vae` that decodes the latents of `loaded` (the checkpoint `ckpt`), checked
 /// against its channels; `None` in pixel space.
-pub fn decoder(vae: &Path, ckpt: &Path, loaded: &Loaded) -> Result<Option<AutoencoderKL>> {
+pub fn decoder(vae: &Path, ckpt: &Path, loaded: &Loaded) -> Result<Option<Codec>> {
     if !loaded.latent {
         return Ok(None);
     }

@@ -23,6 +23,7 @@ use crate::sample::sample;
 use crate::toy2d::train_2d;
 use crate::vae::encode::encode_dataset;
 use crate::vae::train::train_vae;
+use crate::video::compression::run_train_video_vae;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -74,6 +75,11 @@ pub enum Command {
     /// clip file that a video DiT trains on.
     #[command(name = "encode-video")]
     EncodeVideo(video::EncodeVideoArgs),
+    /// The video compression network: train a causal temporal VAE (1 + 4k frames → 1 + k
+    /// latent frames) on an image VAE's latent clips, and compare it with the image VAE frame
+    /// by frame — per-frame PSNR, flicker, latent tokens, time (writes out/video-vae/).
+    #[command(name = "train-video-vae")]
+    TrainVideoVae(Box<video::TrainVideoVaeArgs>),
     /// Build a video DiT from a trained image DiT: its blocks become the spatial ones, the
     /// temporal layers start silent, so it is the image model frame by frame at step 0.
     Inflate(video::InflateArgs),
@@ -125,6 +131,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::TrainVae(args) => args.options().and_then(|o| train_vae(&o).map(|_| ())),
         Command::DemoVideo(a) => a.options().and_then(|o| run_video_demo(&o).map(|_| ())),
         Command::EncodeVideo(a) => a.run(),
+        Command::TrainVideoVae(a) => run_train_video_vae(&a.options()).map(|_| ()),
         Command::Inflate(a) => a.run(),
         Command::SampleVideo(a) => a.request().and_then(|r| sample(&r).map(|_| ())),
         Command::EvaluateVideo(a) => a.run(),

@@ -21,7 +21,7 @@ use crate::metrics::{
 use crate::train::preview::MAX_ROWS;
 use crate::vae::encode::{encode_dataset, load_latents};
 use crate::vae::train::{load_vae, train_vae, TrainVaeOptions};
-use crate::vae::AutoencoderKL;
+use crate::vae::Codec;
 use ndarray::{s, Array4, ArrayView4};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -59,7 +59,7 @@ pub struct SetupOptions {
 pub struct Setup {
     pub vae_path: PathBuf,
     pub latents: PathBuf,
-    pub vae: AutoencoderKL,
+    pub vae: Codec,
     pub classifier: Classifier,
     /// Classes every score samples: the data's, at most [`MAX_ROWS`].
     pub classes: usize,
@@ -111,7 +111,7 @@ impl Setup {
         } else {
             own_vae_and_latents(opts, available, &mut provenance)?
         };
-        let (vae, _) = load_vae(&vae_path)?;
+        let vae = Codec::Image(Box::new(load_vae(&vae_path)?.0));
         let (classifier, status) = load_or_train_classifier_with(
             data,
             PIXELS,

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::models::load_model;
 use crate::train::preview::to_images;
 use crate::vae::train::load_vae;
+use crate::vae::Codec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -75,6 +76,7 @@ pub fn score_checkpoint(req: &EvaluateRequest) -> Result<Vec<EvalReport>> {
     };
     // The side of the images the classifier sees: decoded latents are larger by the VAE's factor.
     let size = vae.as_ref().map_or(h, |v| h * v.config.downsample_factor());
+    let vae = vae.map(|v| Codec::Image(Box::new(v)));
     let classifier = load_or_train_classifier(&source, size, 0, &req.classifier_cache)?;
     let n = loaded.num_classes.min(10) * req.per_class;
     let real = source.load(2 * n, size, REAL_SEED)?;

@@ -19,8 +19,7 @@ use crate::io::image::{save_gif, save_grid, GridLayout};
 use crate::io::plot::loss_curve;
 use crate::optim::Ema;
 use crate::param::Parameters;
-use crate::vae::train::load_vae;
-use crate::vae::AutoencoderKL;
+use crate::vae::Codec;
 use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4, Ix5};
 use std::path::{Path, PathBuf};
 
@@ -67,80 +66,46 @@ impl FigureOptions {
     }
 }
 
-/// The VAE in `vae` that decodes latents of `channels` channels.
-pub fn load_decoder(vae: &Path, channels: usize) -> Result<AutoencoderKL> {
-    if !vae.exists() {
-        return Err(Error::new(
-            format!(
-                "no VAE checkpoint at {} to decode the latents",
-                vae.display()
-            ),
-            "train one with `minisora train-vae` (it writes out/vae/vae.safetensors), or pass \
-             the checkpoint the latents were encoded with",
-        ));
-    }
-    let (model, _) = load_vae(vae)?;
-    if model.config.z_channels != channels {
+/// The VAE in `vae` (image or video, see [`Codec`]) that decodes latents of `channels`
+/// channels.
+pub fn load_decoder(vae: &Path, channels: usize) -> Result<Codec> {
+    let codec = Codec::load(vae)?;
+    if codec.latent_channels() != channels {
         return Err(Error::new(
             format!(
                 "the VAE in {} has {} latent channels but the latents have {channels}",
                 vae.display(),
-                model.config.z_channels
+                codec.latent_channels()
             ),
             "pass the VAE checkpoint the latents were encoded with",
         ));
     }
-    Ok(model)
+    Ok(codec)
 }
 
 /// Model-space images `(N, C, H, W)` as pixels: decoded by the VAE (after undoing the
 /// latents' normalisation), or clamped to [−1, 1] in pixel space.
-pub fn to_images(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, norm: &LatentNorm) -> Array4<f32> {
-    let x = x
-        .view()
+pub fn to_images(x: &ArrayD<f32>, vae: Option<&Codec>, norm: &LatentNorm) -> Array4<f32> {
+    to_pixels(x, vae, norm)
         .into_dimensionality::<Ix4>()
-        .expect("images are (N, C, H, W)");
-    match vae {
-        Some(vae) => {
-            let parts: Vec<Array4<f32>> = x
-                .axis_chunks_iter(Axis(0), 64)
-                .map(|z| {
-                    let z = norm.denormalise(z.into_dyn());
-                    vae.decode(&z.into_dimensionality::<Ix4>().expect("4-D"))
-                })
-                .collect();
-            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-            concatenate(Axis(0), &views).expect("chunks share their shape")
-        }
-        None => x.mapv(|v| v.clamp(-1.0, 1.0)),
-    }
+        .expect("images are (N, C, H, W)")
 }
 
-/// Model-space samples of any rank as pixels: images as [`to_images`]; clips
-/// `(N, C, F, h, w)` frame by frame, `(N, C, F, H, W)` out.
-pub fn to_pixels(x: &ArrayD<f32>, vae: Option<&AutoencoderKL>, norm: &LatentNorm) -> ArrayD<f32> {
-    match x.ndim() {
-        4 => to_images(x, vae, norm).into_dyn(),
-        5 => {
-            let clips = x.view().into_dimensionality::<Ix5>().expect("5-D");
-            let (n, c, f, h, w) = clips.dim();
-            // (N, C, F, h, w) -> (N·F, C, h, w): every frame an image
-            let frames = clips
-                .permuted_axes([0, 2, 1, 3, 4])
-                .as_standard_layout()
-                .into_owned()
-                .into_shape_with_order((n * f, c, h, w))
-                .expect("contiguous")
-                .into_dyn();
-            let px = to_images(&frames, vae, norm); // (N·F, C', H, W)
-            let (_, c2, hh, ww) = px.dim();
-            px.into_shape_with_order((n, f, c2, hh, ww))
-                .expect("contiguous")
-                .permuted_axes([0, 2, 1, 3, 4])
-                .as_standard_layout()
-                .into_owned()
-                .into_dyn()
-        }
+/// Model-space samples as pixels: images `(N, C, H, W)`, or clips `(N, C, F, h, w)` decoded
+/// frame by frame by the image VAE or in time and space by the video VAE, after undoing the
+/// latents' normalisation; in pixel space, clamped to [−1, 1].
+pub fn to_pixels(x: &ArrayD<f32>, vae: Option<&Codec>, norm: &LatentNorm) -> ArrayD<f32> {
+    let Some(vae) = vae else {
+        return x.mapv(|v| v.clamp(-1.0, 1.0));
+    };
+    let z = norm.denormalise(x.view());
+    match z.ndim() {
+        4 => vae
+            .decode_images(z.view().into_dimensionality::<Ix4>().expect("4-D"))
+            .into_dyn(),
+        5 => vae
+            .decode_clips(z.view().into_dimensionality::<Ix5>().expect("5-D"))
+            .into_dyn(),
         d => panic!("samples are (N, C, H, W) or (N, C, F, H, W), got {d} axes"),
     }
 }
@@ -186,7 +151,7 @@ pub fn save_samples(path: &Path, pixels: &ArrayD<f32>, per_row: usize) -> Result
 pub fn write_figures(
     model: &dyn Denoiser,
     diffusion: &Diffusion,
-    vae: Option<&AutoencoderKL>,
+    vae: Option<&Codec>,
     fig: &FigureOptions,
     losses: &[f32],
 ) -> Result<Samples> {
@@ -233,7 +198,7 @@ pub fn sample_with_ema<M: Denoiser + Parameters>(
     model: &mut M,
     ema: &mut Ema,
     diffusion: &Diffusion,
-    vae: Option<&AutoencoderKL>,
+    vae: Option<&Codec>,
     fig: &FigureOptions,
     step: u64,
 ) -> Result<PathBuf> {

@@ -10,6 +10,7 @@
 
 pub mod attn_block;
 pub mod autoencoder;
+pub mod codec;
 pub mod config;
 pub mod decoder;
 pub mod distribution;
@@ -21,6 +22,7 @@ pub mod train;
 
 pub use attn_block::{AttnBlock, AttnBlockCache};
 pub use autoencoder::{AutoencoderKL, LossParts, Recon, VaeLoss};
+pub use codec::Codec;
 pub use config::VaeConfig;
 pub use decoder::{Decoder, DecoderCache, UpLevel};
 pub use distribution::DiagonalGaussian;

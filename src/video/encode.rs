@@ -16,10 +16,12 @@ use super::clip_set::ClipSet;
 use super::colour_digits::CaptionedClips;
 use super::patch::{clips_to_frames, frames_to_clips};
 use crate::error::{Error, Result};
+use crate::io::checkpoint::read_metadata;
 use crate::io::progress::Progress;
 use crate::vae::encode::{latent_metadata, write_latents};
+use crate::vae::temporal::{is_video_vae, load_video_vae};
 use crate::vae::train::load_vae;
-use ndarray::{concatenate, Array4, ArrayView5, Axis};
+use ndarray::{concatenate, Array4, Array5, ArrayView5, Axis};
 use std::path::Path;
 use std::time::Instant;
 
@@ -72,6 +74,9 @@ fn encode(
     data_name: &str,
 ) -> Result<(usize, f64)> {
     let start = Instant::now();
+    if is_video_vae(&read_metadata(vae_checkpoint)?) {
+        return encode_in_time(vae_checkpoint, clips, what, out, data_name);
+    }
     let (model, scale) = load_vae(vae_checkpoint)?;
     let (n, c, f, h, w) = clips.dim();
     let factor = model.config.downsample_factor();
@@ -122,3 +127,59 @@ fn encode(
     )?;
     Ok((n, start.elapsed().as_secs_f64()))
 }
+
+// ANCHOR: encode_in_time
+/// [`encode`] with the video VAE: `(N, C, 1 + 4k, H, W)` clips into `(N, z, 1 + k, h, w)`
+/// latents, in one pass of space and time. The latent file's scale factor is measured on
+/// these latents ($1/\sigma$ with $\sigma^2 = \operatorname{Var}(\mu) + \mathbb E[\sigma^2_q]$);
+/// `minisora train --latent-norm channel` measures a shift and a scale per channel instead.
+fn encode_in_time(
+    vae_checkpoint: &Path,
+    clips: ArrayView5<f32>,
+    what: Described,
+    out: &Path,
+    data_name: &str,
+) -> Result<(usize, f64)> {
+    let start = Instant::now();
+    let vae = load_video_vae(vae_checkpoint)?;
+    vae.check_clips(clips.shape())?;
+    let (n, _, f, _, _) = clips.dim();
+    if n == 0 {
+        return Err(Error::new(
+            "no clips to encode",
+            "generate at least one clip",
+        ));
+    }
+    let bar = Progress::new(n.div_ceil(CHUNK) as u64, "encode clips in time");
+    let (mut means, mut logvars) = (Vec::new(), Vec::new());
+    for chunk in clips.axis_chunks_iter(Axis(0), CHUNK) {
+        let (m, lv) = vae.encode(chunk); // (b, z, 1 + k, h, w)
+        means.push(m);
+        logvars.push(lv);
+        bar.step(0.0);
+    }
+    bar.finish();
+    let join = |parts: &[Array5<f32>]| {
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        concatenate(Axis(0), &views).expect("chunks share their shape")
+    };
+    let (mean, logvar) = (join(&means), join(&logvars));
+    let count = mean.len() as f64;
+    let mu = mean.iter().map(|&v| v as f64).sum::<f64>() / count;
+    let var_mu = mean.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / count;
+    let var_q = logvar.iter().map(|&v| (v as f64).exp()).sum::<f64>() / count;
+    let scale = 1.0 / (var_mu + var_q).sqrt().max(1e-6);
+    let mut meta = latent_metadata(scale, data_name, what.class_names);
+    meta.insert("frames".to_string(), f.to_string());
+    meta.insert("captions".to_string(), what.captions.join("\n"));
+    meta.insert("video_vae".to_string(), "causal-temporal".to_string());
+    write_latents(
+        out,
+        mean.view().into_dyn(),
+        logvar.view().into_dyn(),
+        what.labels,
+        &meta,
+    )?;
+    Ok((n, start.elapsed().as_secs_f64()))
+}
+// ANCHOR_END: encode_in_time

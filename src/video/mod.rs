@@ -26,6 +26,7 @@ pub mod captions;
 pub mod checkpoint;
 pub mod clip_set;
 pub mod colour_digits;
+pub mod compression;
 pub mod config;
 pub mod encode;
 pub mod factorized;

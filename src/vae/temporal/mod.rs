@@ -11,7 +11,10 @@
 pub mod coder;
 pub mod model;
 pub mod resblock3d;
+pub mod train;
+pub mod video_vae;
 
 pub use coder::{time_upsample, time_upsample_backward, CausalCoder, Direction};
 pub use model::{TemporalLoss, TemporalVae, TemporalVaeConfig};
 pub use resblock3d::{CausalResBlock, FrameNorm};
+pub use video_vae::{is_video_vae, load_video_vae, VideoVae};
