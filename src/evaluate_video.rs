@@ -17,6 +17,7 @@ use crate::metrics::ClassifierTrainOptions;
 use crate::models::{load_model, Loaded};
 use crate::sample::decoder;
 use crate::train::preview::to_pixels;
+use crate::vae::Codec;
 use crate::video::moving_digits::{MovingDigits, NUM_CLASSES};
 use ndarray::{concatenate, ArrayD, Axis};
 use std::path::{Path, PathBuf};
@@ -86,7 +87,12 @@ pub fn load_or_train_scorer(gen: &MovingDigits, cache: &Path) -> Result<ClipScor
 }
 
 /// The clip generator a checkpoint was trained on, at its clip length.
-fn generator(loaded: &Loaded, ckpt: &Path, data: Option<&str>) -> Result<MovingDigits> {
+fn generator(
+    loaded: &Loaded,
+    ckpt: &Path,
+    data: Option<&str>,
+    frames: usize,
+) -> Result<MovingDigits> {
     if loaded.shape.len() != 4 {
         return Err(Error::new(
             format!("{} holds an image model, not a video model", ckpt.display()),
@@ -113,7 +119,7 @@ fn generator(loaded: &Loaded, ckpt: &Path, data: Option<&str>) -> Result<MovingD
                 "pass --data moving-digits (or moving-uci-digits)",
             )
         })?;
-    MovingDigits::from_name(&name, loaded.shape[1])
+    MovingDigits::from_name(&name, frames)
 }
 
 // ANCHOR: evaluate_video
@@ -128,8 +134,13 @@ pub fn evaluate_video(req: &VideoEvalRequest) -> Result<VideoEval> {
         ));
     }
     let loaded = load_model(&req.ckpt)?;
-    let gen = generator(&loaded, &req.ckpt, req.data.as_deref())?;
     let vae = decoder(&req.vae, &req.ckpt, &loaded)?;
+    // the clips' own length: the latent frames, or 1 + 4(F − 1) through the video VAE
+    let frames = match &vae {
+        Some(Codec::Video(v)) => v.pixel_frames(loaded.shape[1]),
+        _ => loaded.shape[1],
+    };
+    let gen = generator(&loaded, &req.ckpt, req.data.as_deref(), frames)?;
     let scorer = load_or_train_scorer(&gen, &req.scorer_cache)?;
     let guidance = req.guidance.unwrap_or_else(|| {
         let stored = loaded.metadata.get("train.guidance");

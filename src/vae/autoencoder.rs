@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::nn::Conv2d;
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use ndarray::{Array, Array4, Dimension, Zip};
+use ndarray::{Array, Array4, Dimension, Ix4, Zip};
 
 /// The per-pixel reconstruction penalty.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,11 +40,11 @@ pub struct VaeLoss {
 /// One evaluation of the loss: the total and its two parts (each averaged over the batch),
 /// and the reconstruction $\hat x$ `(B, C, H, W)`.
 #[derive(Clone, Debug)]
-pub struct LossParts {
+pub struct LossParts<D: Dimension = Ix4> {
     pub total: f64,
     pub recon: f64,
     pub kl: f64,
-    pub x_rec: Array4<f32>,
+    pub x_rec: Array<f32, D>,
 }
 
 /// LDM's `AutoencoderKL`.
@@ -176,7 +176,12 @@ impl AutoencoderKL {
 }
 
 /// The recon and KL terms averaged over the batch, and the total.
-fn parts(recon: f64, post: &DiagonalGaussian, loss: &VaeLoss, x_rec: Array4<f32>) -> LossParts {
+pub(crate) fn parts<D: Dimension>(
+    recon: f64,
+    post: &DiagonalGaussian,
+    loss: &VaeLoss,
+    x_rec: Array<f32, D>,
+) -> LossParts<D> {
     let kls = post.kl();
     let kl = kls.iter().sum::<f64>() / kls.len().max(1) as f64;
     LossParts {

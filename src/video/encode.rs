@@ -115,16 +115,8 @@ fn encode(
         frames_to_clips(all, f)
     };
     let (mean, logvar) = (to_clips(&means), to_clips(&logvars));
-    let mut meta = latent_metadata(scale, data_name, what.class_names);
-    meta.insert("frames".to_string(), f.to_string());
-    meta.insert("captions".to_string(), what.captions.join("\n"));
-    write_latents(
-        out,
-        mean.view().into_dyn(),
-        logvar.view().into_dyn(),
-        what.labels,
-        &meta,
-    )?;
+    let meta = latent_metadata(scale, data_name, what.class_names);
+    write_clips(out, (&mean, &logvar), meta, f, &what)?;
     Ok((n, start.elapsed().as_secs_f64()))
 }
 
@@ -170,16 +162,28 @@ fn encode_in_time(
     let var_q = logvar.iter().map(|&v| (v as f64).exp()).sum::<f64>() / count;
     let scale = 1.0 / (var_mu + var_q).sqrt().max(1e-6);
     let mut meta = latent_metadata(scale, data_name, what.class_names);
-    meta.insert("frames".to_string(), f.to_string());
-    meta.insert("captions".to_string(), what.captions.join("\n"));
     meta.insert("video_vae".to_string(), "causal-temporal".to_string());
+    write_clips(out, (&mean, &logvar), meta, f, &what)?;
+    Ok((n, start.elapsed().as_secs_f64()))
+}
+
+/// Writes the latent clip file: the posterior, the labels, and `frames` (pixel frames per
+/// clip) and `captions` beside `meta`.
+fn write_clips(
+    out: &Path,
+    (mean, logvar): (&Array5<f32>, &Array5<f32>),
+    mut meta: std::collections::BTreeMap<String, String>,
+    frames: usize,
+    what: &Described,
+) -> Result<()> {
+    meta.insert("frames".to_string(), frames.to_string());
+    meta.insert("captions".to_string(), what.captions.join("\n"));
     write_latents(
         out,
         mean.view().into_dyn(),
         logvar.view().into_dyn(),
         what.labels,
         &meta,
-    )?;
-    Ok((n, start.elapsed().as_secs_f64()))
+    )
 }
 // ANCHOR_END: encode_in_time

@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::io::metadata::{key_values, MetaReader};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
-use crate::vae::autoencoder::{recon_grad, recon_loss};
-use crate::vae::{DiagonalGaussian, VaeLoss};
-use ndarray::{Array4, Array5};
+use crate::vae::autoencoder::{parts, recon_grad, recon_loss};
+use crate::vae::{DiagonalGaussian, LossParts, VaeLoss};
+use ndarray::{Array4, Array5, Ix5};
 use std::collections::BTreeMap;
 
 // ANCHOR: temporal_config
@@ -152,15 +152,9 @@ pub struct TemporalVae {
     pub decoder: CausalCoder, // z → C
 }
 
-/// One evaluation of the loss: total, its parts (per clip, averaged over the batch) and the
-/// reconstruction `(B, C, F, h, w)`.
-#[derive(Clone, Debug)]
-pub struct TemporalLoss {
-    pub total: f64,
-    pub recon: f64,
-    pub kl: f64,
-    pub x_rec: Array5<f32>,
-}
+/// One evaluation of the loss on clips: the image VAE's parts, the reconstruction
+/// `(B, C, F, h, w)`.
+pub type TemporalLoss = LossParts<Ix5>;
 
 /// `(B, 2z, F, h, w)` moments as the image VAE's `(B, 2z, F·h, w)` Gaussian: the channel
 /// split, the sampling and the KL are elementwise, so folding frames into rows changes nothing.
@@ -274,18 +268,6 @@ impl TemporalVae {
         (parts(recon, &post, loss, x_rec), dx)
     }
     // ANCHOR_END: temporal_loss
-}
-
-/// The recon and KL terms averaged over the batch, and the total.
-fn parts(recon: f64, post: &DiagonalGaussian, loss: &VaeLoss, x_rec: Array5<f32>) -> TemporalLoss {
-    let kls = post.kl();
-    let kl = kls.iter().sum::<f64>() / kls.len().max(1) as f64;
-    TemporalLoss {
-        total: recon + loss.kl_weight as f64 * kl,
-        recon,
-        kl,
-        x_rec,
-    }
 }
 
 impl Parameters for TemporalVae {
