@@ -192,3 +192,29 @@ fn buckets_name_their_problems() {
     let e = data.batchers(4, 0).unwrap_err().to_string();
     assert!(e.contains("bucket 1") && e.contains("3 clips"), "{e}");
 }
+
+#[test]
+fn the_scoring_window_follows_the_ink_and_stays_on_the_canvas() {
+    use minisora::metrics::video::window::{window, WINDOW};
+    use ndarray::Array2;
+    // a 4×4 blob at rows 10..14, columns 40..44 of a 32×48 frame
+    let mut frame = Array2::from_elem((32, 48), -1.0f32);
+    frame.slice_mut(s![10..14, 40..44]).fill(1.0);
+    let win = window(frame.view());
+    assert_eq!(win.dim(), (WINDOW, WINDOW));
+    // the window is clamped to columns 16..48: the blob sits at columns 24..28 of it
+    assert_eq!(
+        win.slice(s![10..14, 24..28])
+            .iter()
+            .filter(|&&v| v == 1.0)
+            .count(),
+        16
+    );
+    assert_eq!(win.iter().filter(|&&v| v == 1.0).count(), 16);
+    // a frame smaller than the window is padded with background
+    let mut small = Array2::from_elem((16, 16), -1.0f32);
+    small[[3, 5]] = 1.0;
+    let win = window(small.view());
+    assert_eq!(win[[3, 5]], 1.0);
+    assert_eq!(win.iter().filter(|&&v| v == 1.0).count(), 1);
+}
