@@ -218,3 +218,31 @@ fn the_scoring_window_follows_the_ink_and_stays_on_the_canvas() {
     assert_eq!(win[[3, 5]], 1.0);
     assert_eq!(win.iter().filter(|&&v| v == 1.0).count(), 1);
 }
+
+#[test]
+fn sampling_at_another_size_checks_it_against_the_vae_and_the_patch() {
+    use minisora::diffusion::Diffusion;
+    use minisora::models::Loaded;
+    use minisora::sample::set_size;
+    use minisora::train::LatentNorm;
+    let m = model(Layout::Alternating);
+    let path = std::path::Path::new("video.safetensors");
+    let mut loaded = Loaded {
+        metadata: m.config.to_metadata(),
+        model: Box::new(m),
+        family: "video",
+        diffusion: Diffusion::dit(),
+        shape: vec![4, 4, 8, 8],
+        num_classes: 5,
+        null_label: Some(5),
+        latent: true,
+        norm: LatentNorm::global(1.0, 4),
+    };
+    // the VAE's factor 4 × the patch 2: sides in multiples of 8 pixels
+    let e = set_size(&mut loaded, (32, 44), 4, path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple of 8") && e.contains("40x32"), "{e}");
+    set_size(&mut loaded, (32, 48), 4, path).unwrap();
+    assert_eq!(loaded.shape, vec![4, 4, 8, 12]);
+}
