@@ -11,14 +11,14 @@
 //!    buckets;
 //! 4. **generalisation**: both models sample every class at trained and untrained shapes and
 //!    are scored per frame (digit: a 32×32 window on each frame's ink; motion: tracked on the
-//!    whole canvas, [`score_any_size`]); the figure shows the fine-tuned model's "3 moving right"
-//!    at every shape.
+//!    whole canvas, [`score_any_size`]), beside real clips of the same shape; the figures show
+//!    each model's "3 moving right" at every shape.
 //!
 //! ```text
 //! cargo run --release -- demo-video     # first
 //! cargo run --release --example native_shapes -- [--demo out/demo-video] [--steps 1000]
 //! ```
-//! Writes `out/native-shapes/{table.md,table.json,shapes.png,loss.png}`; the last stdout line
+//! Writes `out/native-shapes/{table.md,table.json,shapes_demo.png,shapes_buckets.png,loss.png}`; the last stdout line
 //! is one JSON object.
 
 use clap::Parser;
@@ -64,6 +64,9 @@ struct Args {
     steps: u64,
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// Peak learning rate of the fine-tuning (warm-up 50 steps, cosine to a tenth).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
     /// Timed steps of each of the two ways (after one untimed step).
     #[arg(long, default_value_t = 20)]
     bench_steps: u64,
@@ -260,7 +263,7 @@ fn run(args: &Args) -> Result<()> {
         vae: vae.clone(),
         steps: args.steps,
         batch: args.batch,
-        lr: 1e-3,
+        lr: args.lr,
         warmup_steps: 50,
         seed: args.seed,
         guidance: args.guidance,
@@ -288,9 +291,10 @@ fn run(args: &Args) -> Result<()> {
         .collect();
     let mut rows = Vec::new();
     let mut table = String::from(
-        "| shape (frames, W×H) | demo trained on it | buckets trained on it | demo: digit | demo: motion | buckets: digit | buckets: motion | buckets: consistency |\n|---|---|---|---|---|---|---|---|\n",
+        "| shape (frames, W×H) | demo trained on it | buckets trained on it | real: digit | real: motion | demo: digit | demo: motion | buckets: digit | buckets: motion | buckets: consistency |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mut figure: Vec<Array4<f32>> = Vec::new();
+    // the figures: "3 moving right" at every shape, one per model
+    let (mut figure, mut figure_demo): (Vec<Array4<f32>>, Vec<Array4<f32>>) = (vec![], vec![]);
     let cell = (48, 64); // the figure's frame cell (H, W)
     let show = label(3, Motion::Right);
     for s in &shapes {
@@ -298,21 +302,33 @@ fn run(args: &Args) -> Result<()> {
         for ckpt in [&demo_ckpt, &report.checkpoint] {
             let (pixels, asked) = sample_shape(ckpt, &vae, s, args)?;
             scores.push(score_any_size(&scorer, pixels.view(), &asked));
-            if ckpt == &report.checkpoint {
-                let clip = pixels.slice(s![show * args.per_class, .., .., .., ..]);
-                figure.push(strip(clip, cell, 8));
+            let clip = pixels.slice(s![show * args.per_class, .., .., .., ..]);
+            match ckpt == &report.checkpoint {
+                true => figure.push(strip(clip, cell, 8)),
+                false => figure_demo.push(strip(clip, cell, 8)),
             }
         }
+        // the same measures on real clips of this shape: what the scorer can read at all
+        let gen = MovingDigits {
+            frames: s.frames,
+            canvas: s.h,
+            width: Some(s.w),
+            ..MovingDigits::default()
+        };
+        let real = gen.generate(NUM_CLASSES * args.per_class, args.seed ^ 0x4ea1)?;
+        let real_score = score_any_size(&scorer, real.clips.view(), &real.labels);
         let trained_demo = (s.frames, s.h, s.w) == (8, 32, 32);
         let yes = |b: bool| if b { "yes" } else { "no" };
         let pct = |v: f64| format!("{:.1} %", 100.0 * v);
         table.push_str(&format!(
-            "| {}, {}×{} | {} | {} | {} | {} | {} | {} | {:.3} |\n",
+            "| {}, {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |\n",
             s.frames,
             s.w,
             s.h,
             yes(trained_demo),
             yes(in_buckets(s)),
+            pct(real_score.digit_accuracy),
+            pct(real_score.motion_accuracy),
             pct(scores[0].digit_accuracy),
             pct(scores[0].motion_accuracy),
             pct(scores[1].digit_accuracy),
@@ -334,6 +350,8 @@ fn run(args: &Args) -> Result<()> {
             ("width", Json::num(s.w as f64, 0)),
             ("height", Json::num(s.h as f64, 0)),
             ("in_buckets", Json::str(yes(in_buckets(s)))),
+            ("real_digit", Json::num(real_score.digit_accuracy, 4)),
+            ("real_motion", Json::num(real_score.motion_accuracy, 4)),
             ("demo_digit", Json::num(scores[0].digit_accuracy, 4)),
             ("demo_motion", Json::num(scores[0].motion_accuracy, 4)),
             ("demo_consistency", Json::num(scores[0].consistency, 4)),
@@ -342,14 +360,19 @@ fn run(args: &Args) -> Result<()> {
             ("buckets_consistency", Json::num(scores[1].consistency, 4)),
         ]));
     }
-    let views: Vec<_> = figure.iter().map(|f| f.view()).collect();
-    let all = concatenate(Axis(0), &views).expect("cells share their shape");
-    let fig = args.out.join("shapes.png");
-    save_grid(&fig, all.view(), GridLayout::new(8).pad(2).upscale(2))?;
-    println!(
-        "wrote {} (a row per shape, its first 8 frames)",
-        fig.display()
-    );
+    for (rows, name) in [
+        (&figure_demo, "shapes_demo.png"),
+        (&figure, "shapes_buckets.png"),
+    ] {
+        let views: Vec<_> = rows.iter().map(|f| f.view()).collect();
+        let all = concatenate(Axis(0), &views).expect("cells share their shape");
+        let fig = args.out.join(name);
+        save_grid(&fig, all.view(), GridLayout::new(8).pad(2).upscale(2))?;
+        println!(
+            "wrote {} (a row per shape, its first 8 frames)",
+            fig.display()
+        );
+    }
     write_atomic(&args.out.join("table.md"), table.as_bytes())?;
     print!("{table}");
     let json = Json::obj([
@@ -367,6 +390,7 @@ fn run(args: &Args) -> Result<()> {
         ("bench_seconds_buckets", Json::num(secs_b, 2)),
         ("bench_seconds_padded", Json::num(secs_p, 2)),
         ("finetune_steps", Json::num(args.steps as f64, 0)),
+        ("finetune_lr", Json::num(args.lr as f64, 5)),
         ("finetune_batch", Json::num(args.batch as f64, 0)),
         ("finetune_seconds", Json::num(report.train_seconds, 1)),
         (
