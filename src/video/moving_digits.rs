@@ -15,7 +15,8 @@
 //!   at 0 and $L$. The label keeps the initial direction.
 //!
 //! The other coordinate is drawn uniformly on `[0, L]` and stays put. Positions are whole
-//! pixels, so frame $t+1$ is frame $t$ shifted by exactly $s\,d$.
+//! pixels, so frame $t+1$ is frame $t$ shifted by exactly $s\,d$. A non-square canvas
+//! (`width`) has its own $L$ on each axis, $W - \text{sprite}$ for x and $H - \text{sprite}$ for y.
 //!
 //! The label is one class over (digit, motion), $\ell = 4\,\text{digit} + \text{motion}$, 40
 //! classes ("3 left"), and the caption is plain English ("a 3 moving left"). Clip `i` has label
