@@ -223,6 +223,7 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport> {
         out: opts.out.join("samples.png"),
         trajectory: Some(opts.out.join("trajectory.gif")),
         vae: vae.checkpoint.clone(),
+        size: None,
         frames: None,
     })?;
 

@@ -13,7 +13,7 @@ use crate::io::image::{save_gif, save_grid, GridLayout};
 use crate::models::{load_model, Loaded};
 use crate::train::preview::{load_decoder, save_samples, to_pixels};
 use crate::vae::Codec;
-use crate::video::config::check_frames;
+use crate::video::config::{check_frames, check_size};
 use ndarray::{concatenate, Array4, ArrayD, Axis, Ix4, Ix5, IxDyn};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,6 +50,8 @@ pub struct SampleRequest {
     pub vae: PathBuf,
     /// Clip models: sample clips of this many frames instead of the trained length.
     pub frames: Option<usize>,
+    /// Clip models: frames of this many pixels `(H, W)` instead of the trained size.
+    pub size: Option<(usize, usize)>,
 }
 
 /// The sampler named `name`.
@@ -150,6 +152,10 @@ pub fn sample(req: &SampleRequest) -> Result<SampleReport> {
     }
     let k = how.respace(&loaded.diffusion)?.num_timesteps(); // a bad --steps fails early
     let vae = decoder(&req.vae, &req.ckpt, &loaded)?;
+    if let Some((h, w)) = req.size {
+        let factor = vae.as_ref().map_or(1, |v| v.spatial_factor());
+        set_size(&mut loaded, (h, w), factor, &req.ckpt)?;
+    }
     let how = Draw {
         clip_x0: !loaded.latent,
         ..how
@@ -300,3 +306,61 @@ pub fn set_frames(loaded: &mut Loaded, frames: usize, ckpt: &Path) -> Result<()>
     loaded.shape[1] = frames;
     Ok(())
 }
+
+/// `WxH` in pixels (`48x32`: 48 wide, 32 high, as screen sizes are written) → `(H, W)`.
+pub fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let parsed = s
+        .trim()
+        .to_ascii_lowercase()
+        .split_once(['x', '×'])
+        .and_then(|(w, h)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)));
+    match parsed {
+        Some((h, w)) if h > 0 && w > 0 => Ok((h, w)),
+        _ => Err(Error::new(
+            format!("--size {s:?} is not WIDTHxHEIGHT"),
+            "write the frame size in pixels as width x height, e.g. --size 48x32",
+        )),
+    }
+}
+
+// ANCHOR: set_size
+/// Samples clips of `(h, w)`-pixel frames from a clip model (the checkpoint `ckpt`) whose
+/// latents are `factor` times smaller: each side must be a whole number of the model's
+/// patches of latent pixels, `factor · patch` pixels.
+pub fn set_size(
+    loaded: &mut Loaded,
+    (h, w): (usize, usize),
+    factor: usize,
+    ckpt: &Path,
+) -> Result<()> {
+    if loaded.shape.len() != 4 {
+        return Err(Error::new(
+            format!("--size {w}x{h}: {} holds an image model", ckpt.display()),
+            "leave out --size, or pass a video checkpoint (`minisora train --model video-…`)",
+        ));
+    }
+    let patch: usize = loaded
+        .metadata
+        .get("dit.patch_size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let step = factor * patch;
+    if h == 0 || w == 0 || h % step != 0 || w % step != 0 {
+        return Err(Error::new(
+            format!(
+                "--size {w}x{h}: each side must be a multiple of {step} pixels (the VAE's \
+                 factor {factor} × the model's patch {patch})"
+            ),
+            format!(
+                "use multiples of {step}, e.g. --size {}x{}",
+                (w / step).max(1) * step,
+                (h / step).max(1) * step
+            ),
+        ));
+    }
+    check_size(h / factor, w / factor, patch)?;
+    loaded.shape[2] = h / factor;
+    loaded.shape[3] = w / factor;
+    Ok(())
+}
+// ANCHOR_END: set_size

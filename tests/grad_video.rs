@@ -206,6 +206,23 @@ proptest! {
     }
 }
 
+/// The whole video DiT at frame sizes it was not built for — wider, taller, smaller than its
+/// 4×4 latents — in every layout: the clip and every parameter (the 2-D table follows the grid).
+#[test]
+fn video_dit_gradients_at_other_frame_sizes() {
+    for (k, layout) in Layout::ALL.into_iter().enumerate() {
+        for (i, &(h, w)) in [(4usize, 6usize), (6, 2), (2, 4)].iter().enumerate() {
+            let seed = (10 * k + i) as u64;
+            let mut r = rng(seed ^ 0x5a9e);
+            let mut net = VideoDiT::new(tiny(layout, 8, 2, 4, 2, true), &mut r).unwrap();
+            randomise_zeros(&mut net, &mut r);
+            let x = random_input(&[2, 2, 4, h, w], &mut r);
+            let report = check_video(&mut net, x, &[37, 512], &[1, 3], &model_check(seed));
+            assert!(report.passed, "{} at {h}×{w}: {report:?}", layout.name());
+        }
+    }
+}
+
 /// The whole-model check catches a gradient 3 % off in the layer farthest from the output,
 /// in every layout.
 #[test]

@@ -74,6 +74,7 @@ impl From<SampleArgs> for SampleRequest {
             trajectory: a.trajectory,
             vae: a.vae,
             frames: a.frames,
+            size: None,
         }
     }
 }

@@ -210,6 +210,10 @@ pub struct VideoArgs {
     /// Start from this video checkpoint's weights (e.g. one `minisora inflate` wrote).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// More latent clip files, comma-separated, each a bucket of clips of its own shape
+    /// (frames, size): every batch is drawn from one bucket, --data being the first.
+    #[arg(long, value_delimiter = ',')]
+    pub buckets: Vec<PathBuf>,
 }
 
 /// `"1,2"` → `[1, 2]`; `""` → `[]`.
@@ -302,6 +306,7 @@ impl TrainArgs {
                 layout: Layout::parse(&self.video.layout)?,
                 temporal_patch: self.video.temporal_patch,
                 init: self.video.init.clone(),
+                buckets: self.video.buckets.clone(),
             },
         })
     }

@@ -6,7 +6,7 @@ use crate::dit::load_dit;
 use crate::error::{Error, Result};
 use crate::evaluate_text::{evaluate_captions, CaptionEvalRequest};
 use crate::evaluate_video::{evaluate_video, VideoEvalRequest};
-use crate::sample::SampleRequest;
+use crate::sample::{parse_size, SampleRequest};
 use crate::tensor::rng;
 use crate::vae::temporal::train::TrainTemporalOptions;
 use crate::vae::temporal::TemporalVaeConfig;
@@ -224,6 +224,10 @@ pub struct SampleVideoArgs {
     /// Frames per clip (default: the trained length; up to 32).
     #[arg(long)]
     pub frames: Option<usize>,
+    /// Frame size in pixels, WIDTHxHEIGHT (default: the trained size), e.g. 48x32: each side
+    /// a multiple of the VAE's factor times the patch (8 for the demo's model).
+    #[arg(long)]
+    pub size: Option<String>,
     /// Clips per class.
     #[arg(long, default_value_t = 4)]
     pub n: usize,
@@ -275,6 +279,7 @@ impl SampleVideoArgs {
             trajectory: self.trajectory.clone(),
             vae: self.vae.clone(),
             frames: self.frames,
+            size: self.size.as_deref().map(parse_size).transpose()?,
         })
     }
 }

@@ -40,15 +40,24 @@ pub fn sincos_1d(dim: usize, positions: &[f64]) -> Array2<f64> {
 /// The `(g², dim)` table for a `g × g` grid of patches: row `i·g + j` is
 /// `[sincos_1d(j), sincos_1d(i)]`, `dim/2` features each.
 pub fn pos_embed_2d(dim: usize, grid: usize) -> Array2<f32> {
+    pos_embed_grid(dim, grid, grid)
+}
+
+/// The `(h·w, dim)` table for a grid of `h` rows and `w` columns (DiT's
+/// `get_2d_sincos_pos_embed` with `grid_size = (h, w)`): row `i·w + j` is
+/// `[sincos_1d(j), sincos_1d(i)]`. Each position keeps its integer coordinates, so a wider
+/// grid extends the table instead of stretching it: its first `w` columns are a narrower
+/// grid's.
+pub fn pos_embed_grid(dim: usize, h: usize, w: usize) -> Array2<f32> {
     assert!(
         dim % 4 == 0,
         "the 2-D sin-cos embedding needs a width divisible by 4, got {dim}"
     );
     let half = dim / 2;
-    let t = grid * grid;
+    let t = h * w;
     // MAE's grid[0] (its "h") is the column index j, grid[1] the row index i.
-    let cols: Vec<f64> = (0..t).map(|n| (n % grid) as f64).collect();
-    let rows: Vec<f64> = (0..t).map(|n| (n / grid) as f64).collect();
+    let cols: Vec<f64> = (0..t).map(|n| (n % w) as f64).collect();
+    let rows: Vec<f64> = (0..t).map(|n| (n / w) as f64).collect();
     let first = sincos_1d(half, &cols); // (T, D/2)
     let second = sincos_1d(half, &rows); // (T, D/2)
     let mut e = Array2::zeros((t, dim));

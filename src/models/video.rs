@@ -7,9 +7,12 @@ use super::dit::dit_diffusion;
 use super::{Family, ModelFlags, Net, Recipe};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::Tensors;
+use crate::param::Parameters;
 use crate::tensor::rng;
 use crate::train::state::assign_weights;
-use crate::train::{train, ModelInfo, TrainData, TrainOptions, TrainReport};
+use crate::train::{
+    train, train_buckets, Buckets, ModelInfo, Source, TrainData, TrainOptions, TrainReport,
+};
 use crate::video::checkpoint::{load_video_dit, tables};
 use crate::video::{Layout, VideoDiT, VideoDiTConfig};
 use std::collections::BTreeMap;
@@ -32,6 +35,9 @@ pub struct VideoFlags {
     pub temporal_patch: usize,
     /// Start from this video checkpoint's weights (`minisora inflate` writes one).
     pub init: Option<PathBuf>,
+    /// More latent clip files, each a bucket of its own shape ([`Buckets`]); the data's clips
+    /// are the first bucket and size the model.
+    pub buckets: Vec<PathBuf>,
 }
 
 impl Default for VideoFlags {
@@ -41,6 +47,7 @@ impl Default for VideoFlags {
             layout: Layout::Alternating,
             temporal_patch: 1,
             init: None,
+            buckets: Vec::new(),
         }
     }
 }
@@ -107,7 +114,59 @@ fn train_named(name: &str, flags: &ModelFlags, opts: &TrainOptions) -> Result<Tr
         Some(path) => initial_weights(path, &config)?,
         None => VideoDiT::new(config, &mut rng(opts.seed))?,
     };
-    train_video(&mut model, &data, opts)
+    if v.buckets.is_empty() {
+        return train_video(&mut model, &data, opts);
+    }
+    let mut buckets = vec![data];
+    for path in &v.buckets {
+        let o = TrainOptions {
+            data: Source::Latents(path.clone()),
+            ..opts.clone()
+        };
+        buckets.push(TrainData::load(&o)?);
+    }
+    train_video_buckets(&mut model, Buckets::new(buckets)?, opts)
+}
+
+/// [`train_buckets`] for `minisora train --buckets`, its report in the trainer's terms (no
+/// figures: `minisora sample-video --frames … --size …` samples the shapes wanted).
+fn train_video_buckets(
+    model: &mut VideoDiT,
+    data: Buckets,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
+    let start = std::time::Instant::now();
+    let info = video_info(model);
+    let diffusion = dit_diffusion(model.config.dit.learn_sigma);
+    let r = train_buckets(model, &info, &diffusion, &data, opts)?;
+    let steps = r.losses.len();
+    let report = TrainReport {
+        params: model.num_params(),
+        gflops: info.flops_per_sample as f64 / 1e9,
+        final_loss: r.final_loss,
+        trained_steps: steps as u64,
+        seconds_per_step: r.train_seconds / steps as f64,
+        images_per_second: (steps * opts.batch) as f64 / r.train_seconds,
+        train_seconds: r.train_seconds,
+        sample_seconds: 0.0,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        checkpoint: r.checkpoint,
+        losses: r.losses,
+    };
+    println!(
+        "trained {steps} bucketed steps in {:.1} s; mean loss of the last 100 steps {:.4}; wrote {}",
+        report.train_seconds,
+        report.final_loss,
+        report.checkpoint.display()
+    );
+    println!(
+        "{{\"model\":\"video\",\"buckets\":{},\"final_loss\":{:.5},\"steps\":{steps},\"batch\":{},\"train_seconds\":{:.1}}}",
+        data.buckets.len(),
+        report.final_loss,
+        opts.batch,
+        report.train_seconds
+    );
+    Ok(report)
 }
 
 /// The model in `path` (an inflated or trained video checkpoint), which must have `config`'s

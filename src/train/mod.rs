@@ -3,6 +3,8 @@
 //! step, the loop, its checkpoints (with bit-identical resume) and its pictures. The math it
 //! runs is in [`crate::diffusion`]; the models and their recipes are in [`crate::models`].
 
+pub mod bucket_trainer;
+pub mod buckets;
 pub mod data;
 pub mod latent_norm;
 pub mod metadata;
@@ -12,6 +14,8 @@ pub mod state;
 pub mod step;
 pub mod trainer;
 
+pub use bucket_trainer::{train_buckets, BucketReport};
+pub use buckets::Buckets;
 pub use data::{Source, TrainData};
 pub use latent_norm::{LatentNorm, NormKind};
 pub use options::{ModelInfo, TrainOptions};

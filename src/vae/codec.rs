@@ -49,6 +49,14 @@ impl Codec {
         }
     }
 
+    /// How much smaller a latent frame is than a pixel frame, along each side.
+    pub fn spatial_factor(&self) -> usize {
+        match self {
+            Codec::Image(vae) => vae.config.downsample_factor(),
+            Codec::Video(vae) => vae.spatial.config.downsample_factor(),
+        }
+    }
+
     /// Pixels of latent images `(N, z, h, w)`; the video VAE reads each as a one-frame clip.
     pub fn decode_images(&self, z: ArrayView4<f32>) -> Array4<f32> {
         match self {

@@ -279,3 +279,15 @@ pub fn check_frames(frames: usize, temporal_patch: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// A latent frame size `h × w` a model with spatial patch `patch` can take: whole patches,
+/// at least one (any grid: the spatial sin-cos table is computed for it).
+pub fn check_size(h: usize, w: usize, patch: usize) -> Result<()> {
+    if h == 0 || w == 0 || patch == 0 || h % patch != 0 || w % patch != 0 {
+        return Err(Error::new(
+            format!("{h}×{w} latent frames do not cut into {patch}×{patch} patches"),
+            format!("use a height and a width that are positive multiples of {patch}"),
+        ));
+    }
+    Ok(())
+}

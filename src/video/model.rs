@@ -13,17 +13,18 @@
 //! ([`Stack`]). Both tables are fixed; checkpoints store them as `pos_embed (1, S, D)` and
 //! `temp_embed (1, F', D)`, Latte's names and shapes. A clip of another length than the
 //! trained one gets the sin-cos table of its own length (the first rows are the trained
-//! table), up to [`MAX_FRAMES`](super::config::MAX_FRAMES).
+//! table), up to [`MAX_FRAMES`](super::config::MAX_FRAMES), and frames of another size
+//! (`h × w`, any multiple of the patch, square or not) the 2-D table of their own grid.
 
 use super::caption_embed::CaptionEmbedder;
-use super::config::{check_frames, VideoDiTConfig};
+use super::config::{check_frames, check_size, VideoDiTConfig};
 use super::factorized::Grid;
 use super::patch::{clip_patchify, clip_unpatchify, ChannelOrder, Tubelet};
 use super::stack::{Stack, StackCache};
 use super::text_path::{TextPath, TextPathCache};
 use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
 use crate::dit::embed::TimestepEmbedderCache;
-use crate::dit::pos_embed::sincos_1d;
+use crate::dit::pos_embed::{pos_embed_grid, sincos_1d};
 use crate::dit::{
     pos_embed_2d, Context, FinalLayer, FinalLayerCache, LabelEmbedder, PatchEmbed, TimestepEmbedder,
 };
@@ -132,22 +133,22 @@ impl VideoDiT {
     }
 
     /// The token grid of `x`, after checking its shape (panics with a clear message: the
-    /// commands check shapes before they get here).
+    /// commands check shapes before they get here). Any `F × H × W` in whole patches.
     fn grid(&self, x: &ArrayView5<f32>, t: &[usize]) -> Grid {
         let (b, c, f, h, w) = x.dim();
-        let (cc, i) = (self.config.dit.in_channels, self.config.dit.input_size);
+        let (cc, p) = (self.config.dit.in_channels, self.config.dit.patch_size);
         assert!(
-            b > 0 && c == cc && h == i && w == i,
-            "video DiT: the input is {:?}, the model takes (B, {cc}, F, {i}, {i})",
+            b > 0 && c == cc,
+            "video DiT: the input is {:?}, the model takes (B, {cc}, F, H, W)",
             x.shape()
         );
-        if let Err(e) = check_frames(f, self.config.temporal_patch) {
+        if let Err(e) = check_frames(f, self.config.temporal_patch).and(check_size(h, w, p)) {
             panic!("video DiT: {e}");
         }
         assert_eq!(t.len(), b, "video DiT: {} timesteps for {b} clips", t.len());
         Grid {
             frames: f / self.config.temporal_patch,
-            tokens: self.config.tokens_per_frame(),
+            tokens: (h / p) * (w / p),
         }
     }
 
@@ -160,12 +161,27 @@ impl VideoDiT {
         }
     }
 
-    /// Patch tokens plus the spatial table, every frame the same `(S, D)` rows.
+    // ANCHOR: pos_table
+    /// The spatial table `(h·w, D)` for a grid of `h × w` tokens: the stored one at the
+    /// trained size, else DiT's 2-D sin-cos computed for that grid.
+    fn pos_table(&self, h: usize, w: usize) -> Array2<f32> {
+        let g = self.config.dit.grid_size();
+        if (h, w) == (g, g) {
+            self.pos_embed.clone()
+        } else {
+            pos_embed_grid(self.config.dit.hidden_size, h, w)
+        }
+    }
+    // ANCHOR_END: pos_table
+
+    /// Patch tokens plus the spatial table of their grid, every frame the same `(S, D)` rows.
     fn embed(&self, x: ArrayView5<f32>) -> (Array2<f32>, Array2<f32>) {
+        let p = self.config.dit.patch_size;
+        let pos = self.pos_table(x.shape()[3] / p, x.shape()[4] / p); // (S, D)
         let patches = clip_patchify(x, self.tubelet(), ChannelOrder::First); // (B·F'·S, C·p_t·p·p)
         let mut h = self.x_embedder.project(&patches); // (B·F'·S, D)
-        for mut frame in h.axis_chunks_iter_mut(Axis(0), self.pos_embed.nrows()) {
-            frame += &self.pos_embed;
+        for mut frame in h.axis_chunks_iter_mut(Axis(0), pos.nrows()) {
+            frame += &pos;
         }
         (h, patches)
     }

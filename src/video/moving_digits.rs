@@ -15,7 +15,8 @@
 //!   at 0 and $L$. The label keeps the initial direction.
 //!
 //! The other coordinate is drawn uniformly on `[0, L]` and stays put. Positions are whole
-//! pixels, so frame $t+1$ is frame $t$ shifted by exactly $s\,d$.
+//! pixels, so frame $t+1$ is frame $t$ shifted by exactly $s\,d$. A non-square canvas
+//! (`width`) has its own $L$ on each axis, $W - \text{sprite}$ for x and $H - \text{sprite}$ for y.
 //!
 //! The label is one class over (digit, motion), $\ell = 4\,\text{digit} + \text{motion}$, 40
 //! classes ("3 left"), and the caption is plain English ("a 3 moving left"). Clip `i` has label
@@ -123,8 +124,10 @@ pub enum Sprites {
 pub struct MovingDigits {
     /// Frames per clip `F`, 1 to [`MAX_FRAMES`].
     pub frames: usize,
-    /// Canvas side `H = W`.
+    /// Canvas height `H` (and width, unless `width` is given).
     pub canvas: usize,
+    /// Canvas width `W` when it differs from the height (`None`: square, `W = H`).
+    pub width: Option<usize>,
     /// Sprite side, smaller than the canvas.
     pub sprite: usize,
     /// Slowest speed, pixels per frame (at least 1).
@@ -139,6 +142,7 @@ impl Default for MovingDigits {
         MovingDigits {
             frames: 8,
             canvas: 32,
+            width: None,
             sprite: 16,
             min_speed: 1,
             max_speed: 2,
@@ -222,11 +226,13 @@ impl MovingDigits {
                 format!("use 1 to {MAX_FRAMES} frames"),
             ));
         }
-        if self.sprite == 0 || self.sprite >= self.canvas {
+        if self.sprite == 0 || self.sprite >= self.canvas.min(self.canvas_width()) {
             return Err(Error::new(
                 format!(
-                    "a {0}×{0} sprite on a {1}×{1} canvas",
-                    self.sprite, self.canvas
+                    "a {0}×{0} sprite on a {1}×{2} canvas",
+                    self.sprite,
+                    self.canvas,
+                    self.canvas_width()
                 ),
                 "use a sprite of at least 1 pixel and smaller than the canvas (default 16 on 32)",
             ));
@@ -240,12 +246,17 @@ impl MovingDigits {
         Ok(())
     }
 
-    /// `n` clips `(n, 1, F, canvas, canvas)`, clip `i` of class `i mod 40`, drawn from `seed`.
+    /// Canvas width `W`: `width`, or the height for a square canvas.
+    pub fn canvas_width(&self) -> usize {
+        self.width.unwrap_or(self.canvas)
+    }
+
+    /// `n` clips `(n, 1, F, H, W)`, clip `i` of class `i mod 40`, drawn from `seed`.
     pub fn generate(&self, n: usize, seed: u64) -> Result<ClipSet> {
         self.validate()?;
         let bank = self.bank()?;
-        let (f, side) = (self.frames, self.canvas);
-        let clip_len = f * side * side;
+        let (f, h, w) = (self.frames, self.canvas, self.canvas_width());
+        let clip_len = f * h * w;
         let mut pixels = vec![-1.0f32; n * clip_len]; // (N, 1, F, H, W) flattened
         let speeds: Vec<usize> = pixels
             .par_chunks_mut(clip_len.max(1))
@@ -259,7 +270,7 @@ impl MovingDigits {
                 )
             })
             .collect();
-        let clips = Array5::from_shape_vec((n, 1, f, side, side), pixels).expect("sizes agree");
+        let clips = Array5::from_shape_vec((n, 1, f, h, w), pixels).expect("sizes agree");
         let labels: Vec<usize> = (0..n).map(|i| i % NUM_CLASSES).collect();
         ClipSet::new(clips, labels, speeds)
     }
@@ -291,26 +302,27 @@ impl MovingDigits {
         speed: usize,
         r: &mut Rng,
     ) {
-        let (side, sp) = (self.canvas, self.sprite);
-        let room = (side - sp) as i64; // L
+        let (h, w, sp) = (self.canvas, self.canvas_width(), self.sprite);
+        // L on each axis: a wide canvas gives a left/right digit more room than an up/down one
+        let (room_x, room_y) = ((w - sp) as i64, (h - sp) as i64);
         let travel = (speed * (self.frames - 1)) as i64; // s (F − 1)
         let (dx, dy) = motion.velocity();
         // start on the moving axis: the whole path on the canvas if it fits, else anywhere
-        let start = |d: i64, r: &mut Rng| match d {
+        let start = |d: i64, room: i64, r: &mut Rng| match d {
             0 => r.random_range(0..=room),
             _ if travel > room => r.random_range(0..=room),
             1 => r.random_range(0..=room - travel),
             _ => r.random_range(travel..=room),
         };
-        let (x0, y0) = (start(dx, r), start(dy, r));
-        for (t, frame) in clip.chunks_mut(side * side).enumerate() {
+        let (x0, y0) = (start(dx, room_x, r), start(dy, room_y, r));
+        for (t, frame) in clip.chunks_mut(h * w).enumerate() {
             let step = (t * speed) as i64;
             let (x, y) = (
-                bounce(x0 + dx * step, room) as usize,
-                bounce(y0 + dy * step, room) as usize,
+                bounce(x0 + dx * step, room_x) as usize,
+                bounce(y0 + dy * step, room_y) as usize,
             );
             for (row, ink_row) in ink.chunks(sp).enumerate() {
-                let out = &mut frame[(y + row) * side + x..][..sp];
+                let out = &mut frame[(y + row) * w + x..][..sp];
                 for (o, &c) in out.iter_mut().zip(ink_row) {
                     *o = 2.0 * c - 1.0; // $x = 2c - 1$
                 }

@@ -7,3 +7,4 @@ pub mod captions;
 pub mod clips;
 pub mod scorer;
 pub mod track;
+pub mod window;
