@@ -4,6 +4,7 @@
 //! latent diffusion is asked for on images).
 
 use crate::data::DataSource;
+use crate::diffusion::FrameMaskOptions;
 use crate::dit::Conditioning;
 use crate::error::{Error, Result};
 use crate::models::unet::default_config;
@@ -210,6 +211,11 @@ pub struct VideoArgs {
     /// Start from this video checkpoint's weights (e.g. one `minisora inflate` wrote).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Conditioning on frames: PROB:KIND,KIND… — that fraction of the clips is given the
+    /// frames of a kind drawn among image_head, image_tail, quarter_head, quarter_tail,
+    /// half_head, interpolate (clean, at t = 0, out of the loss).
+    #[arg(long)]
+    pub frame_mask: Option<String>,
 }
 
 /// `"1,2"` → `[1, 2]`; `""` → `[]`.
@@ -281,6 +287,10 @@ impl TrainArgs {
             resume: run.resume.clone(),
             seed: run.seed,
             out,
+            frame_mask: match &self.video.frame_mask {
+                Some(m) => Some(FrameMaskOptions::parse(m)?),
+                None => None,
+            },
             ..base
         };
         Ok((opts, encode))
