@@ -258,3 +258,71 @@ fn mask_kinds_parse_and_draw() {
     let never = FrameMaskOptions::parse("0:image_head").unwrap();
     assert!(!never.draw(16, 8, &mut rng(1)).any());
 }
+
+/// The masked model's check fails when the timestep embedder's gradient (which receives
+/// both halves, t and 0) is 3 % off.
+#[test]
+fn the_masked_check_catches_a_small_error() {
+    let mut caught = 0;
+    for seed in 0..3u64 {
+        let mut r = rng(seed);
+        let mut net = VideoDiT::new(tiny(Layout::Alternating, 4, 2, true), &mut r).unwrap();
+        randomise_zeros(&mut net, &mut r);
+        let x = random_input(&[1, 2, 4, 4, 4], &mut r);
+        let (t, y) = ([600], Condition::labels(&[1]));
+        let m = FrameMask::of_kind(MaskKind::HalfHead, 1, 4);
+        let cfg = GradCheck {
+            seed,
+            step: 1e-3,
+            max_coords: 4,
+            ..GradCheck::default()
+        };
+        let report = check(
+            &mut net,
+            &[x],
+            |net, xs| net.predict_given(&xs[0], &t, &y, &m),
+            |net, xs, dy| {
+                let (_, cache) = net.forward_train_given(&xs[0], &t, &y, &m);
+                let dx = net.backward(&cache, dy.view().into_dimensionality().unwrap());
+                net.visit("", &mut |name, p| {
+                    if name.starts_with("t_embedder") {
+                        p.grad *= 1.03;
+                    }
+                });
+                vec![dx.into_dyn()]
+            },
+            &cfg,
+        );
+        caught += usize::from(!report.passed);
+    }
+    assert_eq!(
+        caught, 3,
+        "a 3 % error in t_embedder's gradient went unnoticed"
+    );
+}
+
+/// Sampling with frames held: the given frames come out exactly as given, the others are
+/// generated (and differ between two different given frames).
+#[test]
+fn held_frames_come_out_as_given() {
+    let mut r = rng(11);
+    let mut net = VideoDiT::new(tiny(Layout::Factorized, 4, 2, true), &mut r).unwrap();
+    randomise_zeros(&mut net, &mut r);
+    let diffusion = minisora::models::dit::dit_diffusion(true);
+    let how = minisora::diffusion::Draw::ddim(4, 2.0, 5);
+    let y = Condition::labels(&[0, 2]);
+    let sample = |x0: &ArrayD<f32>, kind: MaskKind| {
+        let mask = FrameMask::of_kind(kind, 2, 4);
+        let noise = how.noise(2, &[2, 4, 4, 4]);
+        minisora::sample_frames::draw_given(&net, &diffusion, noise, &y, &how, x0.clone(), mask)
+            .unwrap()
+    };
+    let x0 = random_input(&[2, 2, 4, 4, 4], &mut r);
+    let out = sample(&x0, MaskKind::Interpolate);
+    for f in [0, 3] {
+        assert_eq!(out.index_axis(Axis(2), f), x0.index_axis(Axis(2), f));
+    }
+    assert_ne!(out.index_axis(Axis(2), 1), x0.index_axis(Axis(2), 1));
+    let other = sample(&(&x0 * -1.0), MaskKind::Interpolate);
+    assert_ne!(other.index_axis(Axis(2), 1), out.index_axis(Axis(2), 1));
+}

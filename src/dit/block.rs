@@ -66,7 +66,7 @@ pub struct ModulationCache {
     rows: Option<(Vec<usize>, usize)>, // each token's row of c, and c's rows R
 }
 
-// ANCHOR: token_rows
+// ANCHOR: gather_scatter
 /// Row `rows[n]` of `m` (R, K) as row `n` of the result (N, K): a per-token copy of the
 /// conditioning rows.
 pub fn gather_rows(m: &Array2<f32>, rows: &[usize]) -> Array2<f32> {
@@ -83,7 +83,7 @@ pub fn scatter_rows(dm: &Array2<f32>, rows: &[usize], r: usize) -> Array2<f32> {
     }
     out
 }
-// ANCHOR_END: token_rows
+// ANCHOR_END: gather_scatter
 
 /// One attention branch: the modulated LayerNorm, the attention over sequences of `seq`
 /// tokens, and the branch's output before its gate.

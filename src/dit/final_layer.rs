@@ -62,7 +62,6 @@ impl FinalLayer {
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, FinalLayerCache) {
         self.forward_rows(x, c, None)
     }
-    // ANCHOR_END: final_layer
 
     /// [`forward`](Self::forward) with token `n` modulated by row `rows[n]` of `c` (R, D).
     pub fn forward_rows(
@@ -92,6 +91,7 @@ impl FinalLayer {
         };
         (y, cache)
     }
+    // ANCHOR_END: final_layer
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array2<f32>, c: &Array2<f32>) -> Array2<f32> {

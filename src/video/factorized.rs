@@ -87,7 +87,6 @@ impl FactorizedBlock {
     ) -> (Array2<f32>, FactorizedCache) {
         self.forward_rows(x, c, None, grid, temp_embed, ctx)
     }
-    // ANCHOR_END: factorized_forward
 
     /// [`forward`](Self::forward) with token `n` (in `(b f s)` order) modulated by row
     /// `rows[n]` of `c` (R, D); with `None`, one row per clip.
@@ -132,6 +131,7 @@ impl FactorizedBlock {
         };
         (x3, cache)
     }
+    // ANCHOR_END: factorized_forward
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(

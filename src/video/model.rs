@@ -195,7 +195,6 @@ impl VideoDiT {
     ) -> (Array5<f32>, VideoDiTCache) {
         self.forward_given(x, t, y, None)
     }
-    // ANCHOR_END: video_dit_forward
 
     /// [`forward_cond`](Self::forward_cond) with the frames `given` by a mask: their tokens
     /// read the conditioning of t = 0 ([`frame_mask`](super::frame_mask)).
@@ -251,6 +250,7 @@ impl VideoDiT {
             cache,
         )
     }
+    // ANCHOR_END: video_dit_forward
 
     /// The output for label embeddings `e_y` (B, D) given directly (any [`Condition`]'s
     /// rows), keeping nothing (sampling).

@@ -75,7 +75,6 @@ impl Stack {
     ) -> (Array2<f32>, StackCache) {
         self.forward_rows(h, c, None, grid, temp_embed, ctx)
     }
-    // ANCHOR_END: stack_forward
 
     /// [`forward`](Self::forward) with token `n` (in `(b f s)` order) modulated by row
     /// `rows[n]` of `c` (R, D); the temporal blocks read the rows rearranged as their tokens.
@@ -131,6 +130,7 @@ impl Stack {
             }
         }
     }
+    // ANCHOR_END: stack_forward
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(
