@@ -326,3 +326,64 @@ fn held_frames_come_out_as_given() {
     let other = sample(&(&x0 * -1.0), MaskKind::Interpolate);
     assert_ne!(other.index_axis(Axis(2), 1), out.index_axis(Axis(2), 1));
 }
+
+/// A text-conditioned model with a frame mask: the pooled caption term is in both halves of
+/// the conditioning rows, and its gradient (like the label's) is their sum.
+#[test]
+fn masked_text_video_dit_gradients_match_finite_differences() {
+    use minisora::text::encoder::TextEncoderConfig;
+    use minisora::text::tokenizer::{self, tokenize};
+    use minisora::video::config::CaptionConfig;
+    for (seed, layout) in [(1u64, Layout::Alternating), (2, Layout::Factorized)] {
+        let mut r = rng(seed);
+        let mut config = VideoDiTConfig::named("video-mini/2", layout, 4, 2, 4, 2, 1).unwrap();
+        config.dit.hidden_size = 16;
+        config.dit.num_heads = 2;
+        config.dit.depth = 2;
+        config.dit.mlp_ratio = 2.0;
+        let len = tokenizer::MAX_LEN;
+        config.text = Some(CaptionConfig {
+            encoder: TextEncoderConfig {
+                vocab: tokenizer::vocab_size(),
+                max_len: len,
+                width: 8,
+                depth: 1,
+                heads: 2,
+            },
+            pooled: true,
+            train_encoder: false,
+        });
+        let mut net = VideoDiT::new(config, &mut r).unwrap();
+        randomise_zeros(&mut net, &mut r);
+        let enc = &mut net.text.as_mut().unwrap().text_encoder;
+        randomise_zeros(enc, &mut r);
+        let (v, e) = (enc.config.vocab, enc.config.width);
+        enc.token_embedding.weight.value = random_input(&[v, e], &mut r);
+        let y = Condition::Captions(vec![Some(tokenize("a red 3 moving left").unwrap()), None]);
+        let x = random_input(&[2, 2, 4, 4, 4], &mut r);
+        let t = [700, 200];
+        let m = FrameMask {
+            frames: 4,
+            given: vec![true, true, false, false, false, false, true, true],
+        };
+        let cfg = GradCheck {
+            seed,
+            step: 1e-2,
+            max_coords: 4,
+            ..GradCheck::default()
+        };
+        let report = check(
+            &mut net,
+            &[x],
+            |net, xs| net.predict_given(&xs[0], &t, &y, &m),
+            |net, xs, dy| {
+                let (out, cache) = net.forward_train_given(&xs[0], &t, &y, &m);
+                assert_eq!(out, net.predict_given(&xs[0], &t, &y, &m));
+                let dx = net.backward(&cache, dy.view().into_dimensionality().unwrap());
+                vec![dx.into_dyn()]
+            },
+            &cfg,
+        );
+        assert!(report.passed, "{}: {report:?}", layout.name());
+    }
+}
