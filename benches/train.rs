@@ -44,6 +44,7 @@ fn train(c: &mut Criterion) {
             t: &t,
             noise: &noise,
             y: &Condition::labels(&y),
+            given: None,
         };
         g.bench_function(name, |bench| {
             bench.iter(|| {

@@ -49,6 +49,7 @@ fn train(c: &mut Criterion) {
             t: &t,
             noise: &noise,
             y: &Condition::labels(&y),
+            given: None,
         };
         let name = format!("{}/{FRAMES}", layout.name());
         g.bench_function(&name, |bench| {

@@ -99,6 +99,7 @@ impl Run {
             t: &self.t,
             noise: &self.noise,
             y: &Condition::labels(&self.y),
+            given: None,
         };
         let mut optim = StepOptimizer {
             opt: &mut self.opt,

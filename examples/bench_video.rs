@@ -138,6 +138,7 @@ impl Run {
             t: &self.t,
             noise: &self.noise,
             y: &y,
+            given: None,
         };
         let mut optim = StepOptimizer {
             opt: &mut self.opt,

@@ -226,6 +226,7 @@ fn run(args: &Args) -> Result<()> {
                 t: &t,
                 noise: n,
                 y: &y,
+                given: None,
             };
             let mut optim = StepOptimizer {
                 opt,

@@ -87,7 +87,7 @@ pub fn decoder(vae: &Path, ckpt: &Path, loaded: &Loaded) -> Result<Option<Codec>
 }
 
 /// Checks the request against the checkpoint; returns the condition of every sample.
-fn conditions(req: &SampleRequest, loaded: &Loaded) -> Result<(usize, Condition)> {
+pub fn conditions(req: &SampleRequest, loaded: &Loaded) -> Result<(usize, Condition)> {
     if req.n == 0 {
         return Err(Error::new(
             "--n 0: no samples asked for",

@@ -72,6 +72,7 @@ fn two_steps(threads: usize, batch: usize) -> TwoSteps {
             t: &t,
             noise: &noise,
             y: &Condition::labels(&y),
+            given: None,
         };
         let mut before = model.clone();
         let mut loss = 0.0;

@@ -16,6 +16,7 @@ use crate::demo::run_demo;
 use crate::demo_text::run_text_demo;
 use crate::demo_video::run_video_demo;
 use crate::error::Result;
+use crate::evaluate_frames::evaluate_frames;
 use crate::generate::generate;
 use crate::interpolate::interpolate;
 use crate::metrics::score_checkpoint;
@@ -91,6 +92,10 @@ pub enum Command {
     /// and Fréchet video distance of its clips.
     #[command(name = "evaluate-video")]
     EvaluateVideo(Box<video::EvaluateVideoArgs>),
+    /// Score a video checkpoint on given frames: identity and motion of what it generates
+    /// from a real clip's first frame, first quarter, first and last frames, against no frame.
+    #[command(name = "evaluate-frames")]
+    EvaluateFrames(Box<video::EvaluateFramesArgs>),
     /// The text-to-video demo: captioned colour digits → VAE → text encoder pre-trained with
     /// CLIP → text-conditioned video DiT → clips from captions, scored on seen and held-out
     /// compositions (writes out/demo-text/).
@@ -133,8 +138,9 @@ pub fn run(command: Command) -> Result<()> {
         Command::EncodeVideo(a) => a.run(),
         Command::TrainVideoVae(a) => run_train_video_vae(&a.options()).map(|_| ()),
         Command::Inflate(a) => a.run(),
-        Command::SampleVideo(a) => a.request().and_then(|r| sample(&r).map(|_| ())),
+        Command::SampleVideo(a) => a.run(),
         Command::EvaluateVideo(a) => a.run(),
+        Command::EvaluateFrames(a) => evaluate_frames(&a.request()).map(|_| ()),
         Command::DemoText(a) => a.options().and_then(|o| run_text_demo(&o).map(|_| ())),
         Command::TrainText(a) => a.run(),
         Command::Generate(a) => a.request().and_then(|r| generate(&r).map(|_| ())),

@@ -4,6 +4,7 @@
 //! latent diffusion is asked for on images).
 
 use crate::data::DataSource;
+use crate::diffusion::FrameMaskOptions;
 use crate::dit::Conditioning;
 use crate::error::{Error, Result};
 use crate::models::unet::default_config;
@@ -214,6 +215,11 @@ pub struct VideoArgs {
     /// (frames, size): every batch is drawn from one bucket, --data being the first.
     #[arg(long, value_delimiter = ',')]
     pub buckets: Vec<PathBuf>,
+    /// Conditioning on frames: PROB:KIND,KIND… — that fraction of the clips is given the
+    /// frames of a kind drawn among image_head, image_tail, quarter_head, quarter_tail,
+    /// half_head, interpolate (clean, at t = 0, out of the loss).
+    #[arg(long)]
+    pub frame_mask: Option<String>,
 }
 
 /// `"1,2"` → `[1, 2]`; `""` → `[]`.
@@ -285,6 +291,10 @@ impl TrainArgs {
             resume: run.resume.clone(),
             seed: run.seed,
             out,
+            frame_mask: match &self.video.frame_mask {
+                Some(m) => Some(FrameMaskOptions::parse(m)?),
+                None => None,
+            },
             ..base
         };
         Ok((opts, encode))

@@ -4,9 +4,11 @@
 use crate::demo_video::VideoDemoOptions;
 use crate::dit::load_dit;
 use crate::error::{Error, Result};
+use crate::evaluate_frames::FramesEvalRequest;
 use crate::evaluate_text::{evaluate_captions, CaptionEvalRequest};
 use crate::evaluate_video::{evaluate_video, VideoEvalRequest};
-use crate::sample::{parse_size, SampleRequest};
+use crate::sample::{parse_size, sample, SampleRequest};
+use crate::sample_frames::{sample_with_frames, GivenSpec};
 use crate::tensor::rng;
 use crate::vae::temporal::train::TrainTemporalOptions;
 use crate::vae::temporal::TemporalVaeConfig;
@@ -239,9 +241,48 @@ pub struct SampleVideoArgs {
     /// Also write the denoising of the clips as a GIF here.
     #[arg(long)]
     pub trajectory: Option<PathBuf>,
+    /// Image → video: this grayscale picture (the model's frame size) is the first frame.
+    #[arg(long)]
+    pub first_frame: Option<PathBuf>,
+    /// This picture is the last frame (with --first-frame: interpolation).
+    #[arg(long)]
+    pub last_frame: Option<PathBuf>,
+    /// Continue this clip (a GIF of frames at the model's size): its frames start the sample.
+    #[arg(long)]
+    pub extend: Option<PathBuf>,
+    /// With given frames, also write the first clip at the model's size (`<out>-raw.gif`)
+    /// and its first frame (`<out>-frame0.png`): inputs for --extend and --first-frame.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 impl SampleVideoArgs {
+    /// Samples: with --first-frame, --last-frame or --extend, with those frames given.
+    pub fn run(&self) -> Result<()> {
+        let spec = GivenSpec {
+            first: self.first_frame.clone(),
+            last: self.last_frame.clone(),
+            extend: self.extend.clone(),
+        };
+        let req = self.request()?;
+        if spec.is_empty() {
+            if self.raw {
+                return Err(Error::new(
+                    "--raw without given frames",
+                    "add --first-frame, --last-frame or --extend, or drop --raw",
+                ));
+            }
+            return sample(&req).map(|_| ());
+        }
+        if self.trajectory.is_some() {
+            return Err(Error::new(
+                "--trajectory with given frames",
+                "drop --trajectory (it draws the plain sampler's denoising)",
+            ));
+        }
+        sample_with_frames(&req, &spec, self.raw)
+    }
+
     /// The request: `--class`, or `--digit` with `--motion`.
     pub fn request(&self) -> Result<SampleRequest> {
         let class = match (self.class, self.digit, &self.motion) {
@@ -424,6 +465,47 @@ impl TrainVideoVaeArgs {
             },
             seed: self.seed,
             out: self.out,
+        }
+    }
+}
+
+/// The flags of `minisora evaluate-frames`.
+#[derive(Clone, Debug, Args)]
+pub struct EvaluateFramesArgs {
+    #[arg(long, default_value = "out/demo-video/video-dit/video.safetensors")]
+    pub ckpt: PathBuf,
+    #[arg(long, default_value = "out/demo-video/vae/vae.safetensors")]
+    pub vae: PathBuf,
+    /// Real clips whose frames are given (their classes are asked for).
+    #[arg(long, default_value_t = 80)]
+    pub clips: usize,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 25)]
+    pub steps: usize,
+    /// Guidance scale (default: the one the run sampled with).
+    #[arg(long)]
+    pub cfg_scale: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the clip scorer is cached.
+    #[arg(long, default_value = "out/scorer")]
+    pub scorer_cache: PathBuf,
+    /// Folder of the figure (image_to_video.png).
+    #[arg(long, default_value = "out/frames")]
+    pub out: PathBuf,
+}
+
+impl EvaluateFramesArgs {
+    pub fn request(&self) -> FramesEvalRequest {
+        FramesEvalRequest {
+            ckpt: self.ckpt.clone(),
+            vae: self.vae.clone(),
+            clips: self.clips,
+            steps: self.steps,
+            guidance: self.cfg_scale,
+            seed: self.seed,
+            scorer_cache: self.scorer_cache.clone(),
+            out: self.out.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! so one trainer and one sampler serve every model and every rank of data.
 
 use super::condition::Condition;
+use super::frames::FrameMask;
 use crate::param::Parameters;
 use ndarray::ArrayD;
 
@@ -49,5 +50,24 @@ pub trait TrainableDenoiser: Denoiser + Parameters + Clone + Send + Sync {
 
     /// Given `d_out = ∂L/∂output`, adds `∂L/∂θ` into every parameter's gradient.
     fn backward_train(&mut self, cache: &Self::Cache, d_out: &ArrayD<f32>);
+
+    /// Whether [`forward_train_given`](Self::forward_train_given) is implemented (models
+    /// of clips).
+    fn reads_frame_masks(&self) -> bool {
+        false
+    }
+
+    /// [`forward_train`](Self::forward_train) with some frames given
+    /// ([`FrameMask`]); only models whose [`reads_frame_masks`](Self::reads_frame_masks)
+    /// is true implement it (the trainer checks first).
+    fn forward_train_given(
+        &self,
+        _x_t: &ArrayD<f32>,
+        _t: &[usize],
+        _y: &Condition,
+        _given: &FrameMask,
+    ) -> (ArrayD<f32>, Self::Cache) {
+        panic!("this model does not read frame masks")
+    }
 }
 // ANCHOR_END: trainable

@@ -136,9 +136,58 @@ pub fn training_losses_frozen(
     frozen: &ArrayD<f32>,
     weights: Option<&[f32]>,
 ) -> LossTerms {
+    losses_kept(d, x0, x_t, t, noise, out, frozen, weights, None)
+}
+
+// ANCHOR: masked_losses
+/// As [`training_losses`], with every term averaged over the elements where `keep`
+/// (shaped like `x0`) is 1 instead of over all: the given frames of a clip
+/// ([`FrameMask::keep`](super::FrameMask::keep)) add nothing to the loss nor to its
+/// gradient, and a clip's loss is the mean over its other frames (Open-Sora's masked
+/// `mean_flat`). A clip with nothing kept adds zero.
+pub fn training_losses_masked(
+    d: &Diffusion,
+    x0: &ArrayD<f32>,
+    x_t: &ArrayD<f32>,
+    t: &[usize],
+    noise: &ArrayD<f32>,
+    out: &ArrayD<f32>,
+    keep: &ArrayD<f32>,
+) -> LossTerms {
+    assert_eq!(keep.shape(), x0.shape(), "the loss mask is shaped like x0");
+    let frozen = out.clone();
+    losses_kept(d, x0, x_t, t, noise, out, &frozen, None, Some(keep))
+}
+// ANCHOR_END: masked_losses
+
+/// The loss terms, each sample's averaged over its elements with `keep` = 1 (all, without),
+/// the vb term reading the mean channels from `frozen` (as [`training_losses_frozen`]).
+#[allow(clippy::too_many_arguments)]
+pub fn losses_kept(
+    d: &Diffusion,
+    x0: &ArrayD<f32>,
+    x_t: &ArrayD<f32>,
+    t: &[usize],
+    noise: &ArrayD<f32>,
+    out: &ArrayD<f32>,
+    frozen: &ArrayD<f32>,
+    weights: Option<&[f32]>,
+    keep: Option<&ArrayD<f32>>,
+) -> LossTerms {
     let s = &d.schedule;
     let (bsz, c) = (x0.shape()[0], x0.shape()[1]);
-    let per = (x0.len() / bsz) as f64; // elements per sample
+    let all = (x0.len() / bsz) as f64; // elements per sample
+                                       // the kept elements of sample b, and the weight of one element (1, or keep's 0/1)
+    let per_b = |b: usize| {
+        keep.map_or(all, |k| {
+            k.index_axis(Axis(0), b).sum().max(1.0) as f64 // nothing kept: the terms are 0
+        })
+    };
+    let kept = |b: usize| -> Vec<f64> {
+        keep.map_or(Vec::new(), |k| {
+            k.index_axis(Axis(0), b).iter().map(|&v| v as f64).collect()
+        })
+    };
     let w = |b: usize| weights.map_or(1.0, |w| w[b] as f64);
     let target = match d.prediction {
         Prediction::Epsilon => noise.clone(),
@@ -163,12 +212,15 @@ pub fn training_losses_frozen(
     for (b, mse_b) in mse.iter_mut().enumerate() {
         let (tg, pr) = (target.index_axis(Axis(0), b), pred.index_axis(Axis(0), b));
         let mut dp = d_pred.index_axis_mut(Axis(0), b);
+        let per = per_b(b);
         let g = 2.0 * w(b) / (per * bsz as f64);
-        for ((dv, &tv), &pv) in dp.iter_mut().zip(tg.iter()).zip(pr.iter()) {
+        let k = kept(b);
+        for (i, ((dv, &tv), &pv)) in dp.iter_mut().zip(tg.iter()).zip(pr.iter()).enumerate() {
+            let k = k.get(i).copied().unwrap_or(1.0); // $k_i$: 0 on a given frame
             let diff = pv as f64 - tv as f64;
-            *mse_b += diff * diff / per;
-            // $\partial/\partial\,\text{pred} = 2(\text{pred} - \text{target}) / (n B)$
-            *dv = (g * diff) as f32;
+            *mse_b += k * diff * diff / per;
+            // $\partial/\partial\,\text{pred} = 2 k (\text{pred} - \text{target}) / (n B)$
+            *dv = (k * g * diff) as f32;
         }
     }
 
@@ -188,7 +240,9 @@ pub fn training_losses_frozen(
             let tb = t[b];
             // $\partial \log\sigma^2 / \partial v = \tfrac12(\log\beta_t - \log\tilde\beta_t)$
             let dlv_dv = 0.5 * (s.betas[tb].ln() - s.posterior_log_variance_clipped[tb]);
+            let per = per_b(b);
             let g = rescale * w(b) / (per * LN2 * bsz as f64);
+            let k = kept(b);
             let x0b = x0.index_axis(Axis(0), b);
             let tm = true_mean.index_axis(Axis(0), b);
             let mm = p.mean.index_axis(Axis(0), b);
@@ -200,7 +254,8 @@ pub fn training_losses_frozen(
             let elems = dvb
                 .iter_mut()
                 .zip(x0b.iter().zip(tm.iter()).zip(mm.iter().zip(lv.iter())));
-            for (dv, ((&x, &tmean), (&mmean, &v))) in elems {
+            for (i, (dv, ((&x, &tmean), (&mmean, &v)))) in elems.enumerate() {
+                let k = k.get(i).copied().unwrap_or(1.0);
                 let (x, tmean, mmean) = (x as f64, tmean as f64, mmean as f64);
                 let lv2 = mid + dlv_dv * v as f64;
                 let (term, dterm_dlv2) = if tb == 0 {
@@ -210,8 +265,8 @@ pub fn training_losses_frozen(
                 } else {
                     normal_kl(tmean, true_logvar[b], mmean, lv2)
                 };
-                vb[b] += rescale * term / (per * LN2);
-                *dv = (g * dterm_dlv2 * dlv_dv) as f32;
+                vb[b] += k * rescale * term / (per * LN2);
+                *dv = (k * g * dterm_dlv2 * dlv_dv) as f32;
             }
         }
         d_out = Diffusion::join(&d_pred, &d_var);

@@ -57,12 +57,33 @@ pub struct DiTBlockCache {
 }
 
 /// The modulation's input and Linear, and its output `m` (B, 6D): β₁ γ₁ α₁ β₂ γ₂ α₂
-/// (adaLN: (B, 4D), β₁ γ₁ β₂ γ₂).
+/// (adaLN: (B, 4D), β₁ γ₁ β₂ γ₂) — or, read per token, `m` (N, 6D) whose row `n` is row
+/// `rows[n]` of the Linear's output ([`DiTBlock::modulation_rows`]).
 pub struct ModulationCache {
     act: ActivationCache<Ix2>,
     ada_ln: LinearCache,
     pub m: Array2<f32>,
+    rows: Option<(Vec<usize>, usize)>, // each token's row of c, and c's rows R
 }
+
+// ANCHOR: gather_scatter
+/// Row `rows[n]` of `m` (R, K) as row `n` of the result (N, K): a per-token copy of the
+/// conditioning rows.
+pub fn gather_rows(m: &Array2<f32>, rows: &[usize]) -> Array2<f32> {
+    m.select(Axis(0), rows)
+}
+
+/// Backward of [`gather_rows`]: row `n` of `dm` (N, K) added into row `rows[n]` of the
+/// result (R, K), in token order.
+pub fn scatter_rows(dm: &Array2<f32>, rows: &[usize], r: usize) -> Array2<f32> {
+    let mut out = Array2::zeros((r, dm.ncols()));
+    for (row, &i) in dm.outer_iter().zip(rows) {
+        let mut o = out.row_mut(i);
+        o += &row;
+    }
+    out
+}
+// ANCHOR_END: gather_scatter
 
 /// One attention branch: the modulated LayerNorm, the attention over sequences of `seq`
 /// tokens, and the branch's output before its gate.
@@ -138,7 +159,32 @@ impl DiTBlock {
     pub fn modulation(&self, c: &Array2<f32>) -> ModulationCache {
         let (sc, act) = Silu.forward(c);
         let (m, ada_ln) = self.ada_ln.forward(&sc);
-        ModulationCache { act, ada_ln, m }
+        ModulationCache {
+            act,
+            ada_ln,
+            m,
+            rows: None,
+        }
+    }
+
+    /// The modulation of conditioning rows `c` (R, D) read per token: token `n` takes row
+    /// `rows[n]`, `m` (N, 6D). With `None`, [`modulation`](Self::modulation).
+    pub fn modulation_rows(&self, c: &Array2<f32>, rows: Option<&[usize]>) -> ModulationCache {
+        let mut cache = self.modulation(c);
+        if let Some(rows) = rows {
+            cache.m = gather_rows(&cache.m, rows);
+            cache.rows = Some((rows.to_vec(), c.nrows()));
+        }
+        cache
+    }
+
+    /// The modulation without a cache, read per token when `rows` is given.
+    pub fn modulation_infer(&self, c: &Array2<f32>, rows: Option<&[usize]>) -> Array2<f32> {
+        let m = self.ada_ln.forward_infer(&Silu.forward_infer(c));
+        match rows {
+            Some(rows) => gather_rows(&m, rows),
+            None => m,
+        }
     }
 
     /// Backward of [`modulation`](Self::modulation): given `dm` (B, 6D), adds into the
@@ -149,6 +195,11 @@ impl DiTBlock {
         dm: &Array2<f32>,
         dc: &mut Array2<f32>,
     ) {
+        let scattered = cache
+            .rows
+            .as_ref()
+            .map(|(rows, r)| scatter_rows(dm, rows, *r));
+        let dm = scattered.as_ref().unwrap_or(dm);
         let dsc = self.ada_ln.backward(&cache.ada_ln, dm);
         *dc += &Silu.backward(&cache.act, &dsc);
     }
@@ -170,7 +221,21 @@ impl DiTBlock {
         seq: usize,
         ctx: Option<&Context>,
     ) -> (Array2<f32>, DiTBlockCache) {
-        let modulation = self.modulation(c); // (B, 6D)
+        self.forward_rows(x, c, None, seq, ctx)
+    }
+
+    /// [`forward_seq`](Self::forward_seq) with the conditioning read per token: token `n`
+    /// is modulated by row `rows[n]` of `c` (R, D) (a clip's given frames read the row of
+    /// t = 0, [`crate::video::frame_mask`]). With `None`, one row per sample.
+    pub fn forward_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        seq: usize,
+        ctx: Option<&Context>,
+    ) -> (Array2<f32>, DiTBlockCache) {
+        let modulation = self.modulation_rows(c, rows); // (B, 6D), or (N, 6D) per token
         let m = &modulation.m;
         // $x_1 = x + \alpha_1 \odot \mathrm{Attn}(\mathrm{LN}(x)(1 + \gamma_1) + \beta_1)$
         let (x1, attn) = attention_branch(&self.attn, self.gated(), x, m, seq, None);
@@ -220,7 +285,19 @@ impl DiTBlock {
         seq: usize,
         ctx: Option<&Context>,
     ) -> Array2<f32> {
-        let m = self.ada_ln.forward_infer(&Silu.forward_infer(c));
+        self.forward_infer_rows(x, c, None, seq, ctx)
+    }
+
+    /// [`forward_rows`](Self::forward_rows) without keeping anything.
+    pub fn forward_infer_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        seq: usize,
+        ctx: Option<&Context>,
+    ) -> Array2<f32> {
+        let m = self.modulation_infer(c, rows);
         let x1 = attention_branch_infer(&self.attn, self.gated(), x, &m, seq, None);
         let x1 = self.caption_infer(x1, ctx);
         self.mlp_branch_infer(x1, &m)

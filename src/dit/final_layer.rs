@@ -15,6 +15,7 @@
 //!
 //! $$y = \big(\mathrm{LN}(x) \odot w + b_\text{n}\big) W^\top + b$$
 
+use super::block::{gather_rows, scatter_rows};
 use super::modulate::{norm_modulate, norm_modulate_backward, NormCache, EPS};
 use crate::nn::{xavier_linear, zero_linear};
 use crate::nn::{ActivationCache, LayerNorm, LayerNormCache, Linear, LinearCache, Silu};
@@ -33,7 +34,8 @@ pub struct FinalLayer {
 pub struct FinalLayerCache {
     act: ActivationCache<Ix2>,
     ada_ln: LinearCache,
-    m: Array2<f32>, // (B, 2D): β, γ
+    m: Array2<f32>, // (B, 2D): β, γ (or (N, 2D) read per token)
+    rows: Option<Box<(Vec<usize>, usize)>>, // per token: each token's row of c, and c's rows
     norm: NormCache,
     linear: LinearCache,
 }
@@ -58,10 +60,24 @@ impl FinalLayer {
     // ANCHOR: final_layer
     /// x: (B·T, D), c: (B, D) → (B·T, p·p·C_out).
     pub fn forward(&self, x: &Array2<f32>, c: &Array2<f32>) -> (Array2<f32>, FinalLayerCache) {
+        self.forward_rows(x, c, None)
+    }
+
+    /// [`forward`](Self::forward) with token `n` modulated by row `rows[n]` of `c` (R, D).
+    pub fn forward_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+    ) -> (Array2<f32>, FinalLayerCache) {
         let d = x.ncols();
         // $[\beta, \gamma] = W_m\,\mathrm{silu}(c) + b_m$   (B, 2D)
         let (sc, act) = Silu.forward(c);
         let (m, ada_ln) = self.ada_ln.forward(&sc);
+        let m = match rows {
+            Some(r) => gather_rows(&m, r), // (N, 2D): per token
+            None => m,
+        };
         // $y = (\mathrm{LN}(x)(1 + \gamma) + \beta) W^\top + b$
         let (a, norm) = norm_modulate(x, m.slice(s![.., ..d]), m.slice(s![.., d..]));
         let (y, linear) = self.linear.forward(&a);
@@ -69,6 +85,7 @@ impl FinalLayer {
             act,
             ada_ln,
             m,
+            rows: rows.map(|r| Box::new((r.to_vec(), c.nrows()))),
             norm,
             linear,
         };
@@ -78,8 +95,22 @@ impl FinalLayer {
 
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(&self, x: &Array2<f32>, c: &Array2<f32>) -> Array2<f32> {
+        self.forward_infer_rows(x, c, None)
+    }
+
+    /// [`forward_rows`](Self::forward_rows) without keeping anything.
+    pub fn forward_infer_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+    ) -> Array2<f32> {
         let d = x.ncols();
         let m = self.ada_ln.forward_infer(&Silu.forward_infer(c));
+        let m = match rows {
+            Some(r) => gather_rows(&m, r),
+            None => m,
+        };
         let (a, _) = norm_modulate(x, m.slice(s![.., ..d]), m.slice(s![.., d..]));
         self.linear.forward_infer(&a)
     }
@@ -101,6 +132,9 @@ impl FinalLayer {
         let mut dm = Array2::zeros(cache.m.raw_dim()); // (B, 2D)
         dm.slice_mut(s![.., ..d]).assign(&d_beta);
         dm.slice_mut(s![.., d..]).assign(&d_gamma);
+        if let Some(rows) = &cache.rows {
+            dm = scatter_rows(&dm, &rows.0, rows.1); // (N, 2D) → (R, 2D)
+        }
         let dsc = self.ada_ln.backward(&cache.ada_ln, &dm);
         *dc += &Silu.backward(&cache.act, &dsc);
         dx

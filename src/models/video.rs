@@ -117,6 +117,12 @@ fn train_named(name: &str, flags: &ModelFlags, opts: &TrainOptions) -> Result<Tr
     if v.buckets.is_empty() {
         return train_video(&mut model, &data, opts);
     }
+    if opts.frame_mask.is_some() {
+        return Err(Error::new(
+            "--frame-mask with --buckets: bucketed training does not draw frame masks",
+            "train with frame masks on one latent file, or drop --frame-mask",
+        ));
+    }
     let mut buckets = vec![data];
     for path in &v.buckets {
         let o = TrainOptions {

@@ -118,6 +118,7 @@ pub fn train_buckets<M: TrainableDenoiser>(
             t: &t,
             noise: &noise,
             y: &y,
+            given: None, // frame masks are not drawn in bucket mode
         };
         let mut optim = StepOptimizer {
             opt: &mut opt,

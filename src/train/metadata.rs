@@ -52,6 +52,10 @@ pub fn run_metadata(
         ("label_dropout", opts.label_dropout.to_string()),
         ("latent_norm", format!("{:?}", opts.latent_norm)),
     ];
+    if let Some(m) = &opts.frame_mask {
+        let kinds: Vec<&str> = m.kinds.iter().map(|k| k.name()).collect();
+        opt.push(("frame_mask", format!("{}:{}", m.prob, kinds.join(","))));
+    }
     if opts.lr_decay {
         // The cosine schedule ends at the last step, so the length fixes every step's rate.
         opt.push(("steps", opts.steps.to_string()));

@@ -4,6 +4,7 @@
 
 use super::data::{Source, TrainData};
 use super::latent_norm::NormKind;
+use crate::diffusion::FrameMaskOptions;
 use crate::error::{Error, Result};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ pub struct TrainOptions {
     pub save_every: u64,
     /// Continue from this training checkpoint (same model, data and options).
     pub resume: Option<PathBuf>,
+    /// Conditioning on frames: a fraction of the clips is given some frames (video models).
+    pub frame_mask: Option<FrameMaskOptions>,
 }
 
 impl Default for TrainOptions {
@@ -79,6 +82,7 @@ impl Default for TrainOptions {
             sample_every: 0,
             save_every: 0,
             resume: None,
+            frame_mask: None,
         }
     }
 }

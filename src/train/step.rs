@@ -17,7 +17,9 @@
 //! whatever the thread count, so 1 and 2 threads give the same bits. The loss is computed on
 //! the whole batch: each sample's term depends on that sample alone.
 
-use crate::diffusion::{training_losses, Condition, Diffusion, TrainableDenoiser};
+use crate::diffusion::{
+    training_losses, training_losses_masked, Condition, Diffusion, FrameMask, TrainableDenoiser,
+};
 use crate::error::{Error, Result};
 use crate::optim::{clip_grad_norm, AdamW, Ema};
 use crate::param::Parameters;
@@ -32,6 +34,8 @@ pub struct StepBatch<'a> {
     pub t: &'a [usize],         // (B)
     pub noise: &'a ArrayD<f32>, // (B, C, …), ε
     pub y: &'a Condition,       // (B), the null condition where dropped
+    /// The frames each clip is given (clean, at t = 0, out of the loss), if any.
+    pub given: Option<&'a FrameMask>,
 }
 
 /// The optimiser's side of a step, and the model copy kept between steps.
@@ -69,7 +73,10 @@ pub fn train_step<M: TrainableDenoiser>(
 ) -> Result<(f32, StepTimes)> {
     let s0 = Instant::now();
     // $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\varepsilon$
-    let x_t = diffusion.schedule.q_sample(batch.x0, batch.t, batch.noise);
+    let mut x_t = diffusion.schedule.q_sample(batch.x0, batch.t, batch.noise);
+    if let Some(g) = batch.given {
+        g.write_given(&mut x_t, batch.x0); // the given frames stay clean
+    }
     // the micro-batches' forward passes, side by side   (B/2, …) each
     let b = batch.t.len();
     let cut = b.div_ceil(2);
@@ -80,14 +87,22 @@ pub fn train_step<M: TrainableDenoiser>(
     let forward: Vec<_> = parts
         .par_iter()
         .map(|r| {
-            let y = batch.y.slice(r.clone());
-            model.forward_train(&rows(&x_t, r), &batch.t[r.clone()], &y)
+            let (y, t) = (batch.y.slice(r.clone()), &batch.t[r.clone()]);
+            match batch.given {
+                Some(g) => model.forward_train_given(&rows(&x_t, r), t, &y, &g.slice(r.clone())),
+                None => model.forward_train(&rows(&x_t, r), t, &y),
+            }
         })
         .collect();
     let outs: Vec<_> = forward.iter().map(|(out, _)| out.view()).collect();
     let out = concatenate(Axis(0), &outs).expect("same sample shape");
     check_output(out.shape(), batch.x0.shape()[1], diffusion, name)?;
-    let l = training_losses(diffusion, batch.x0, &x_t, batch.t, batch.noise, &out, None);
+    let (x0, t, noise) = (batch.x0, batch.t, batch.noise);
+    let l = match batch.given {
+        // the given frames out of the loss and its gradient
+        Some(g) => training_losses_masked(diffusion, x0, &x_t, t, noise, &out, &g.keep(x0.shape())),
+        None => training_losses(diffusion, x0, &x_t, t, noise, &out, None),
+    };
     let s1 = Instant::now();
     // their backward passes: the first into the model, the second into the kept copy
     let two = parts.len() == 2;

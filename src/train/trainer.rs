@@ -25,6 +25,9 @@ use crate::tensor::{init, rng};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Mixed into the seed of the frame masks' generator.
+const MASK_SEED: u64 = 0x6d61_736b;
+
 /// What a run measured.
 #[derive(Clone, Debug)]
 pub struct TrainReport {
@@ -59,6 +62,16 @@ pub fn train<M: TrainableDenoiser>(
     let start = Instant::now();
     crate::tensor::heap::retain_freed_memory();
     validate(opts, info, data)?;
+    if opts.frame_mask.is_some() && (!model.reads_frame_masks() || data.sample_shape().len() != 4) {
+        return Err(Error::new(
+            format!(
+                "--frame-mask: the model `{}` on {} does not take frame masks",
+                info.name,
+                opts.data.name()
+            ),
+            "frame masks train video models (--model video-…) on latent clips; drop --frame-mask",
+        ));
+    }
     // The decoder is needed only at the end, but a missing VAE should fail now, not later.
     let vae = if data.is_latent() {
         Some(load_decoder(&opts.vae, data.channels())?)
@@ -143,12 +156,21 @@ pub fn train<M: TrainableDenoiser>(
         let t = sample_uniform(opts.batch, t_max, &mut r);
         let noise = init::normal(x0.shape(), 1.0, &mut r); // ε
         let y = conditions.select(&idx).dropped(opts.label_dropout, &mut r);
+        // the frame masks from their own generator: runs without them draw the same batches
+        let given = opts.frame_mask.as_ref().map(|m| {
+            m.draw(
+                opts.batch,
+                shape[1],
+                &mut rng(seed_for(opts.seed ^ MASK_SEED, step)),
+            )
+        });
         opt.lr = sched.lr_at(step);
         let batch = StepBatch {
             x0: &x0,
             t: &t,
             noise: &noise,
             y: &y,
+            given: given.as_ref(),
         };
         let mut optim = StepOptimizer {
             opt: &mut opt,

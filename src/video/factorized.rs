@@ -43,6 +43,7 @@ pub struct FactorizedCache {
     temporal: AttnBranchCache,
     cross: Option<CaptionBranchCache>,
     mlp: MlpBranchCache,
+    per_token: bool, // the modulation was read per token (a frame mask)
 }
 
 /// The token grid of a batch of clips: `F'` token frames of `S` tokens.
@@ -84,14 +85,31 @@ impl FactorizedBlock {
         temp_embed: Option<&Array2<f32>>,
         ctx: Option<&Context>,
     ) -> (Array2<f32>, FactorizedCache) {
+        self.forward_rows(x, c, None, grid, temp_embed, ctx)
+    }
+
+    /// [`forward`](Self::forward) with token `n` (in `(b f s)` order) modulated by row
+    /// `rows[n]` of `c` (R, D); with `None`, one row per clip.
+    pub fn forward_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        grid: Grid,
+        temp_embed: Option<&Array2<f32>>,
+        ctx: Option<&Context>,
+    ) -> (Array2<f32>, FactorizedCache) {
         let (f, s, gated) = (grid.frames, grid.tokens, self.block.gated());
-        let modulation = self.block.modulation(c); // (B, 6D)
+        let modulation = self.block.modulation_rows(c, rows); // (B, 6D) or (N, 6D)
         let m = &modulation.m;
         // spatial: each frame's S tokens, (b f) s d
         let (x1, spatial) = attention_branch(&self.block.attn, gated, x, m, s, None);
-        // temporal: '(b f) s d -> (b s) f d', attention over F', and back
+        // temporal: '(b f) s d -> (b s) f d', attention over F', and back (per-token
+        // modulation rows move with their tokens)
         let xt = to_temporal(&x1, f, s);
-        let (xt, temporal) = attention_branch(&self.attn_temp, gated, &xt, m, f, temp_embed);
+        let mt = rows.map(|_| to_temporal(m, f, s));
+        let m_t = mt.as_ref().unwrap_or(m);
+        let (xt, temporal) = attention_branch(&self.attn_temp, gated, &xt, m_t, f, temp_embed);
         let x2 = to_spatial(&xt, f, s);
         // the caption: $x_2 \mathrel{+}= \mathrm{CrossAttn}(x_2, y)$
         let (x2, cross) = match (&self.block.cross_attn, ctx) {
@@ -109,6 +127,7 @@ impl FactorizedBlock {
             temporal,
             cross,
             mlp,
+            per_token: rows.is_some(),
         };
         (x3, cache)
     }
@@ -123,11 +142,26 @@ impl FactorizedBlock {
         temp_embed: Option<&Array2<f32>>,
         ctx: Option<&Context>,
     ) -> Array2<f32> {
+        self.forward_infer_rows(x, c, None, grid, temp_embed, ctx)
+    }
+
+    /// [`forward_rows`](Self::forward_rows) without keeping anything.
+    pub fn forward_infer_rows(
+        &self,
+        x: &Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        grid: Grid,
+        temp_embed: Option<&Array2<f32>>,
+        ctx: Option<&Context>,
+    ) -> Array2<f32> {
         let (f, s, gated) = (grid.frames, grid.tokens, self.block.gated());
-        let m = self.block.modulation(c).m;
+        let m = self.block.modulation_infer(c, rows);
         let x1 = attention_branch_infer(&self.block.attn, gated, x, &m, s, None);
         let xt = to_temporal(&x1, f, s);
-        let xt = attention_branch_infer(&self.attn_temp, gated, &xt, &m, f, temp_embed);
+        let mt = rows.map(|_| to_temporal(&m, f, s));
+        let m_t = mt.as_ref().unwrap_or(&m);
+        let xt = attention_branch_infer(&self.attn_temp, gated, &xt, m_t, f, temp_embed);
         let x2 = self.block.caption_infer(to_spatial(&xt, f, s), ctx);
         self.block.mlp_branch_infer(x2, &m)
     }
@@ -149,9 +183,19 @@ impl FactorizedBlock {
         let dx2 = self.block.caption_backward(cache.cross.as_ref(), dx2, dctx);
         // '(b f) s d -> (b s) f d' is a permutation: its backward is the inverse one
         let dxt = to_temporal(&dx2, f, s);
-        let dxt =
-            attention_branch_backward(&mut self.attn_temp, gated, &cache.temporal, dxt, m, &mut dm);
-        let dx1 = to_spatial(&dxt, f, s);
+        let dx1 = if cache.per_token {
+            // per-token rows: the temporal branch read them in (b s f) order
+            let mt = to_temporal(m, f, s);
+            let mut dmt = Array2::zeros(mt.raw_dim());
+            let g = &cache.temporal;
+            let dxt = attention_branch_backward(&mut self.attn_temp, gated, g, dxt, &mt, &mut dmt);
+            dm += &to_spatial(&dmt, f, s);
+            to_spatial(&dxt, f, s)
+        } else {
+            let g = &cache.temporal;
+            let dxt = attention_branch_backward(&mut self.attn_temp, gated, g, dxt, m, &mut dm);
+            to_spatial(&dxt, f, s)
+        };
         let dx =
             attention_branch_backward(&mut self.block.attn, gated, &cache.spatial, dx1, m, &mut dm);
         self.block.modulation_backward(&cache.modulation, &dm, dc);

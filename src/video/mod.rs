@@ -18,7 +18,7 @@
 //! - tokens: [`patch`] (spacetime patches, the `(b f s)` ↔ `(b s f)` rearranges)
 //! - layers: [`factorized`] (STDiT's block), [`stack`] (the blocks of each layout),
 //!   [`caption_embed`] (a caption into the blocks' context, the null caption)
-//! - the model: [`model`], [`checkpoint`] (Latte's `state_dict` layout), [`inflate`] (a video
+//! - the model: [`model`], [`frame_mask`] (given frames' tokens at t = 0), [`checkpoint`] (Latte's `state_dict` layout), [`inflate`] (a video
 //!   model from a trained image DiT)
 
 pub mod caption_embed;
@@ -31,6 +31,7 @@ pub mod config;
 pub mod encode;
 pub mod factorized;
 pub mod flops;
+pub mod frame_mask;
 pub mod held_out;
 pub mod inflate;
 pub mod model;

@@ -19,10 +19,11 @@
 use super::caption_embed::CaptionEmbedder;
 use super::config::{check_frames, check_size, VideoDiTConfig};
 use super::factorized::Grid;
+use super::frame_mask::{check_mask, fold, token_rows, twice, with_t0};
 use super::patch::{clip_patchify, clip_unpatchify, ChannelOrder, Tubelet};
 use super::stack::{Stack, StackCache};
 use super::text_path::{TextPath, TextPathCache};
-use crate::diffusion::{Condition, Denoiser, TrainableDenoiser};
+use crate::diffusion::{Condition, Denoiser, FrameConditioned, FrameMask, TrainableDenoiser};
 use crate::dit::embed::TimestepEmbedderCache;
 use crate::dit::pos_embed::{pos_embed_grid, sincos_1d};
 use crate::dit::{
@@ -60,6 +61,7 @@ pub struct VideoDiTCache {
     last: FinalLayerCache,
     grid: Grid,
     shape: (usize, usize, usize, usize, usize),
+    masked: bool, // conditioning rows stacked (t, then 0) for a frame mask
 }
 
 /// The 1-D sin-cos table over `frames` token frames, `(F', D)` (Latte's
@@ -207,27 +209,46 @@ impl VideoDiT {
         t: &[usize],
         y: &Condition,
     ) -> (Array5<f32>, VideoDiTCache) {
+        self.forward_given(x, t, y, None)
+    }
+
+    /// [`forward_cond`](Self::forward_cond) with the frames `given` by a mask: their tokens
+    /// read the conditioning of t = 0 ([`frame_mask`](super::frame_mask)).
+    pub fn forward_given(
+        &self,
+        x: ArrayView5<f32>,
+        t: &[usize],
+        y: &Condition,
+        given: Option<&FrameMask>,
+    ) -> (Array5<f32>, VideoDiTCache) {
         let grid = self.grid(&x, t);
         let b = x.shape()[0];
         let (h, patches) = self.embed(x.view()); // (B·F'·S, D)
-        let (e_t, t_embedder) = self.t_embedder.forward(t);
+        given.inspect(|g| check_mask(g, b, x.shape()[2]));
+        let ts = given.map_or_else(|| t.to_vec(), |_| with_t0(t)); // (R): B, or 2B
+        let (e_t, t_embedder) = self.t_embedder.forward(&ts);
         let ids = y.label_ids(self.null_label());
         let (e_y, y_embedder) = self.y_embedder.forward(ids.as_deref(), b);
-        let mut c = &e_t + &e_y; // (B, D), one row per clip
-                                 // a caption: the blocks' context, and (pooled) a term of c
+        let rows = given.map(|g| token_rows(g, grid, self.config.temporal_patch));
+        let tile = |a: &Array2<f32>| if given.is_some() { twice(a) } else { a.clone() };
+        let mut c = &e_t + &tile(&e_y); // (R, D), one row per clip (and per clip at t = 0)
+                                        // a caption: the blocks' context, and (pooled) a term of c
         let (ctx, text) = match &self.text {
             Some(path) => {
                 let (ctx, pooled, cache) = path.forward(y, b);
                 if let Some(p) = pooled {
-                    c += &p;
+                    c += &tile(&p);
                 }
                 (Some(ctx), Some(cache))
             }
             None => (None, None),
         };
         let temp = self.temp_table(grid.frames);
-        let (h, blocks) = self.blocks.forward(h, &c, grid, &temp, ctx.as_ref());
-        let (out, last) = self.final_layer.forward(&h, &c); // (B·F'·S, p_t·p·p·C_out)
+        let r = rows.as_deref();
+        let (h, blocks) = self
+            .blocks
+            .forward_rows(h, &c, r, grid, &temp, ctx.as_ref());
+        let (out, last) = self.final_layer.forward_rows(&h, &c, r); // (B·F'·S, p_t·p·p·C_out)
         let shape = self.out_shape(&x);
         let cache = VideoDiTCache {
             patches,
@@ -238,6 +259,7 @@ impl VideoDiT {
             last,
             grid,
             shape: x.dim(),
+            masked: given.is_some(),
         };
         (
             clip_unpatchify(out.view(), shape, self.tubelet(), ChannelOrder::Last),
@@ -254,7 +276,7 @@ impl VideoDiT {
         t: &[usize],
         e_y: &Array2<f32>,
     ) -> Array5<f32> {
-        self.forward_infer_with(x, t, e_y, None)
+        self.forward_infer_with(x, t, e_y, None, None)
     }
 
     /// [`forward_infer_embedded`](Self::forward_infer_embedded) reading `text`, the captions'
@@ -265,18 +287,22 @@ impl VideoDiT {
         t: &[usize],
         e_y: &Array2<f32>,
         text: Option<(Context, Option<Array2<f32>>)>,
+        given: Option<&FrameMask>,
     ) -> Array5<f32> {
         let grid = self.grid(&x, t);
         let (h, _) = self.embed(x.view());
-        let mut c = &self.t_embedder.forward_infer(t) + e_y;
+        given.inspect(|g| check_mask(g, x.shape()[0], x.shape()[2]));
+        let tile = |a: &Array2<f32>| if given.is_some() { twice(a) } else { a.clone() };
+        let ts = given.map_or_else(|| t.to_vec(), |_| with_t0(t));
+        let mut c = &self.t_embedder.forward_infer(&ts) + &tile(e_y);
         if let Some((_, Some(pooled))) = &text {
-            c += pooled;
+            c += &tile(pooled);
         }
         let ctx = text.as_ref().map(|(ctx, _)| ctx);
-        let h = self
-            .blocks
-            .forward_infer(h, &c, grid, &self.temp_table(grid.frames), ctx);
-        let out = self.final_layer.forward_infer(&h, &c);
+        let rows = given.map(|g| token_rows(g, grid, self.config.temporal_patch));
+        let (r, temp) = (rows.as_deref(), self.temp_table(grid.frames));
+        let h = self.blocks.forward_infer_rows(h, &c, r, grid, &temp, ctx);
+        let out = self.final_layer.forward_infer_rows(&h, &c, r);
         clip_unpatchify(
             out.view(),
             self.out_shape(&x),
@@ -297,7 +323,8 @@ impl VideoDiT {
     pub fn backward(&mut self, cache: &VideoDiTCache, d_out: ArrayView5<f32>) -> Array5<f32> {
         let t = self.tubelet();
         let dout = clip_patchify(d_out, t, ChannelOrder::Last); // (B·F'·S, p_t·p·p·C_out)
-        let mut dc = Array2::zeros((cache.shape.0, self.config.dit.hidden_size)); // (B, D)
+        let r = if cache.masked { 2 } else { 1 } * cache.shape.0; // B, or 2B rows of c
+        let mut dc = Array2::zeros((r, self.config.dit.hidden_size)); // (R, D)
         let dh = self.final_layer.backward(&cache.last, &dout, &mut dc);
         // the captions' context gathers the gradient of every block's cross-attention
         let mut dctx = cache.text.as_ref().map(|_| {
@@ -307,8 +334,10 @@ impl VideoDiT {
         let dh = self
             .blocks
             .backward(&cache.blocks, dh, &mut dc, cache.grid, dctx.as_mut());
-        // $c = e_t + e_y\,[+ W\bar e]$: every term receives all of ∂L/∂c
+        // $c = e_t + e_y\,[+ W\bar e]$: every term receives all of ∂L/∂c (with a frame
+        // mask, e_y and the caption term are in both halves: they receive both)
         self.t_embedder.backward(&cache.t_embedder, &dc);
+        let dc = if cache.masked { fold(&dc) } else { dc }; // (B, D)
         self.y_embedder.backward(&cache.y_embedder, &dc);
         if let (Some(path), Some(tc), Some(dctx)) = (&mut self.text, &cache.text, &dctx) {
             path.backward(tc, dctx, &dc);
@@ -337,7 +366,26 @@ impl Denoiser for VideoDiT {
         let b = x.shape()[0];
         let e_y = y.rows(table, self.null_label(), b); // (B, D)
         let text = self.text.as_ref().map(|path| path.forward_infer(y, b));
-        self.forward_infer_with(x, t, &e_y, text).into_dyn()
+        self.forward_infer_with(x, t, &e_y, text, None).into_dyn()
+    }
+}
+
+impl FrameConditioned for VideoDiT {
+    /// [`Denoiser::predict`] with the given frames' tokens at t = 0.
+    fn predict_given(
+        &self,
+        x_t: &ArrayD<f32>,
+        t: &[usize],
+        y: &Condition,
+        given: &FrameMask,
+    ) -> ArrayD<f32> {
+        let x = as_clips(x_t);
+        let table = self.y_embedder.embedding_table.weight.v2();
+        let b = x.shape()[0];
+        let e_y = y.rows(table, self.null_label(), b); // (B, D)
+        let text = self.text.as_ref().map(|path| path.forward_infer(y, b));
+        self.forward_infer_with(x, t, &e_y, text, Some(given))
+            .into_dyn()
     }
 }
 
@@ -351,6 +399,21 @@ impl TrainableDenoiser for VideoDiT {
         y: &Condition,
     ) -> (ArrayD<f32>, VideoDiTCache) {
         let (out, cache) = self.forward_cond(as_clips(x_t), t, y);
+        (out.into_dyn(), cache)
+    }
+
+    fn reads_frame_masks(&self) -> bool {
+        true
+    }
+
+    fn forward_train_given(
+        &self,
+        x_t: &ArrayD<f32>,
+        t: &[usize],
+        y: &Condition,
+        given: &FrameMask,
+    ) -> (ArrayD<f32>, VideoDiTCache) {
+        let (out, cache) = self.forward_given(as_clips(x_t), t, y, Some(given));
         (out.into_dyn(), cache)
     }
 

@@ -67,19 +67,34 @@ impl Stack {
     /// the captions `ctx` of a text-conditioned model → (B·F'·S, D), keeping every cache.
     pub fn forward(
         &self,
-        mut h: Array2<f32>,
+        h: Array2<f32>,
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: &Array2<f32>,
         ctx: Option<&Context>,
     ) -> (Array2<f32>, StackCache) {
+        self.forward_rows(h, c, None, grid, temp_embed, ctx)
+    }
+
+    /// [`forward`](Self::forward) with token `n` (in `(b f s)` order) modulated by row
+    /// `rows[n]` of `c` (R, D); the temporal blocks read the rows rearranged as their tokens.
+    pub fn forward_rows(
+        &self,
+        mut h: Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        grid: Grid,
+        temp_embed: &Array2<f32>,
+        ctx: Option<&Context>,
+    ) -> (Array2<f32>, StackCache) {
         let (f, s) = (grid.frames, grid.tokens);
+        let rows_t = rows.map(|r| temporal_rows(r, f, s)); // (b s f) order
         match self {
             Stack::Full(blocks) => {
                 add_per_frame(&mut h, temp_embed, s); // $E_s + E_t$ on every token
                 let mut caches = Vec::with_capacity(blocks.len());
                 for block in blocks {
-                    let (next, cache) = block.forward_seq(&h, c, f * s, ctx); // one sequence per clip
+                    let (next, cache) = block.forward_rows(&h, c, rows, f * s, ctx); // one sequence per clip
                     caches.push(cache);
                     h = next;
                 }
@@ -89,14 +104,14 @@ impl Stack {
                 let mut caches = Vec::with_capacity(blocks.len());
                 for (i, pair) in blocks.chunks(2).enumerate() {
                     // spatial: (b f) s d
-                    let (x, cache) = pair[0].forward_seq(&h, c, s, ctx);
+                    let (x, cache) = pair[0].forward_rows(&h, c, rows, s, ctx);
                     caches.push(cache);
                     // '(b f) s d -> (b s) f d'
                     let mut x = to_temporal(&x, f, s);
                     if i == 0 {
                         add_per_frame(&mut x, temp_embed, 1); // Latte: x = x + temp_embed
                     }
-                    let (x, cache) = pair[1].forward_seq(&x, c, f, ctx);
+                    let (x, cache) = pair[1].forward_rows(&x, c, rows_t.as_deref(), f, ctx);
                     caches.push(cache);
                     // '(b s) f d -> (b f) s d'
                     h = to_spatial(&x, f, s);
@@ -107,7 +122,7 @@ impl Stack {
                 let mut caches = Vec::with_capacity(blocks.len());
                 for (i, block) in blocks.iter().enumerate() {
                     let table = (i == 0).then_some(temp_embed);
-                    let (next, cache) = block.forward(&h, c, grid, table, ctx);
+                    let (next, cache) = block.forward_rows(&h, c, rows, grid, table, ctx);
                     caches.push(cache);
                     h = next;
                 }
@@ -120,32 +135,49 @@ impl Stack {
     /// The same output without keeping anything (sampling).
     pub fn forward_infer(
         &self,
-        mut h: Array2<f32>,
+        h: Array2<f32>,
         c: &Array2<f32>,
         grid: Grid,
         temp_embed: &Array2<f32>,
         ctx: Option<&Context>,
     ) -> Array2<f32> {
+        self.forward_infer_rows(h, c, None, grid, temp_embed, ctx)
+    }
+
+    /// [`forward_rows`](Self::forward_rows) without keeping anything.
+    pub fn forward_infer_rows(
+        &self,
+        mut h: Array2<f32>,
+        c: &Array2<f32>,
+        rows: Option<&[usize]>,
+        grid: Grid,
+        temp_embed: &Array2<f32>,
+        ctx: Option<&Context>,
+    ) -> Array2<f32> {
         let (f, s) = (grid.frames, grid.tokens);
+        let rows_t = rows.map(|r| temporal_rows(r, f, s));
         match self {
             Stack::Full(blocks) => {
                 add_per_frame(&mut h, temp_embed, s);
                 for block in blocks {
-                    h = block.forward_infer_seq(&h, c, f * s, ctx);
+                    h = block.forward_infer_rows(&h, c, rows, f * s, ctx);
                 }
             }
             Stack::Alternating(blocks) => {
                 for (i, pair) in blocks.chunks(2).enumerate() {
-                    let mut x = to_temporal(&pair[0].forward_infer_seq(&h, c, s, ctx), f, s);
+                    let x = pair[0].forward_infer_rows(&h, c, rows, s, ctx);
+                    let mut x = to_temporal(&x, f, s);
                     if i == 0 {
                         add_per_frame(&mut x, temp_embed, 1);
                     }
-                    h = to_spatial(&pair[1].forward_infer_seq(&x, c, f, ctx), f, s);
+                    let x = pair[1].forward_infer_rows(&x, c, rows_t.as_deref(), f, ctx);
+                    h = to_spatial(&x, f, s);
                 }
             }
             Stack::Factorized(blocks) => {
                 for (i, block) in blocks.iter().enumerate() {
-                    h = block.forward_infer(&h, c, grid, (i == 0).then_some(temp_embed), ctx);
+                    let table = (i == 0).then_some(temp_embed);
+                    h = block.forward_infer_rows(&h, c, rows, grid, table, ctx);
                 }
             }
         }
@@ -189,6 +221,18 @@ impl Stack {
         dh
     }
     // ANCHOR_END: stack_backward
+}
+
+/// Per-token rows in `(b f s)` order rearranged to `(b s f)`, as [`to_temporal`] moves
+/// the tokens.
+fn temporal_rows(rows: &[usize], f: usize, s: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(rows.len());
+    for clip in rows.chunks(f * s) {
+        for si in 0..s {
+            out.extend((0..f).map(|fi| clip[fi * s + si]));
+        }
+    }
+    out
 }
 
 /// Row `f` of `table` (F', D) added to each group of `s` consecutive rows in turn, cycling
