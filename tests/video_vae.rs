@@ -1,4 +1,4 @@
-//! The causal temporal VAE (issue 17): gradient checks of its residual block, its encoder and
+//! The causal temporal VAE: gradient checks of its residual block, its encoder and
 //! decoder, and its whole loss on input and every parameter; the frame arithmetic
 //! `1 + 4k → 1 + k`; causality (an image encodes as the first frame of any clip does, and
 //! later frames never reach earlier latents); the time upsampling as the adjoint of its
