@@ -80,7 +80,7 @@ pub enum Command {
     /// latent frames) on an image VAE's latent clips, and compare it with the image VAE frame
     /// by frame — per-frame PSNR, flicker, latent tokens, time (writes out/video-vae/).
     #[command(name = "train-video-vae")]
-    TrainVideoVae(Box<video::TrainVideoVaeArgs>),
+    TrainVideoVae(Box<vae::TrainVideoVaeArgs>),
     /// Build a video DiT from a trained image DiT: its blocks become the spatial ones, the
     /// temporal layers start silent, so it is the image model frame by frame at step 0.
     Inflate(video::InflateArgs),

@@ -1,9 +1,12 @@
-//! `minisora train-vae` and `minisora encode`: their flags.
+//! `minisora train-vae`, `minisora encode` and `minisora train-video-vae`: their flags.
 
 use crate::data::DataSource;
 use crate::error::{Error, Result};
+use crate::vae::temporal::train::TrainTemporalOptions;
+use crate::vae::temporal::TemporalVaeConfig;
 use crate::vae::train::TrainVaeOptions;
 use crate::vae::{Recon, VaeConfig, VaeLoss};
+use crate::video::compression::VideoVaeRun;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -104,4 +107,78 @@ pub struct EncodeArgs {
     /// The latent file to write.
     #[arg(long, default_value = "out/latents/digits.safetensors")]
     pub out: PathBuf,
+}
+
+/// The flags of `minisora train-video-vae`.
+#[derive(Clone, Debug, Args)]
+pub struct TrainVideoVaeArgs {
+    /// Frames per clip: 1 + 4k (the first frame is encoded alone, then groups of 4).
+    #[arg(long, default_value_t = VideoVaeRun::default().frames)]
+    pub frames: usize,
+    /// Training clips (moving digits).
+    #[arg(long, default_value_t = VideoVaeRun::default().clips)]
+    pub clips: usize,
+    /// Held-out clips for the PSNR and flicker.
+    #[arg(long, default_value_t = VideoVaeRun::default().held_out)]
+    pub held_out: usize,
+    /// An image VAE trained on grey frames to build on (e.g. demo-video's); without it one
+    /// is trained first for --vae-steps.
+    #[arg(long)]
+    pub vae: Option<PathBuf>,
+    #[arg(long, default_value_t = VideoVaeRun::default().vae_steps)]
+    pub vae_steps: u64,
+    /// Temporal VAE training steps.
+    #[arg(long, default_value_t = TrainTemporalOptions::default().steps)]
+    pub steps: u64,
+    /// Windows of clips per step.
+    #[arg(long, default_value_t = TrainTemporalOptions::default().batch)]
+    pub batch: usize,
+    /// Frames of each training window (1 + 4k).
+    #[arg(long, default_value_t = TrainTemporalOptions::default().window)]
+    pub window: usize,
+    /// Width of the temporal VAE's layers.
+    #[arg(long, default_value_t = TrainTemporalOptions::default().config.width)]
+    pub width: usize,
+    /// Latent channels of the temporal VAE.
+    #[arg(long, default_value_t = TrainTemporalOptions::default().config.z_channels)]
+    pub z_channels: usize,
+    /// Peak learning rate (AdamW, warm-up then cosine decay).
+    #[arg(long, default_value_t = TrainTemporalOptions::default().lr)]
+    pub lr: f32,
+    /// β, the weight of the KL term.
+    #[arg(long, default_value_t = TrainTemporalOptions::default().kl_weight)]
+    pub kl_weight: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder for the figures and video_vae.safetensors.
+    #[arg(long, default_value = "out/video-vae")]
+    pub out: PathBuf,
+}
+
+impl TrainVideoVaeArgs {
+    pub fn options(self) -> VideoVaeRun {
+        let d = TrainTemporalOptions::default();
+        VideoVaeRun {
+            frames: self.frames,
+            clips: self.clips,
+            held_out: self.held_out,
+            vae: self.vae,
+            vae_steps: self.vae_steps,
+            temporal: TrainTemporalOptions {
+                config: TemporalVaeConfig {
+                    width: self.width,
+                    z_channels: self.z_channels,
+                    ..d.config
+                },
+                steps: self.steps,
+                batch: self.batch,
+                window: self.window,
+                lr: self.lr,
+                kl_weight: self.kl_weight,
+                ..d
+            },
+            seed: self.seed,
+            out: self.out,
+        }
+    }
 }
