@@ -1,7 +1,9 @@
 //! The video VAE as a user runs it: `train-video-vae` on a tiny image VAE, `encode-video`
 //! through it (`1 + 4k` frames into `1 + k` latent frames), a video DiT trained on those
-//! latents and decoded through the video VAE — and the bad inputs: a clip length the causal
-//! VAE cannot take, a training window of the wrong length. Each exits non-zero with a message naming the problem and the fix, never a panic.
+//! latents and decoded through the video VAE, images as one-frame clips trained beside them —
+//! and the bad inputs: a clip length the causal VAE cannot take, a training window of the
+//! wrong length. Each exits non-zero with a message naming the problem and the fix, never a
+//! panic.
 
 mod support;
 
@@ -109,6 +111,50 @@ fn the_video_vae_trains_encodes_decodes_and_rejects_bad_input() {
     );
     assert!(out.contains("\"model\":\"video\""), "{out}");
     assert!(d.join("run/samples.gif").is_file());
+
+    // images are one-frame clips: one latent frame each, trained beside the clips as a bucket
+    ok(
+        d,
+        &[
+            "encode-video",
+            "--vae",
+            video_vae,
+            "--frames",
+            "1",
+            "--n",
+            "8",
+            "--out",
+            "img.safetensors",
+        ],
+    );
+    let (tensors, _) = load_tensors(&d.join("img.safetensors")).unwrap();
+    assert_eq!(tensors["mean"].shape(), &[8, 4, 1, 8, 8]);
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--model",
+            "video-mini/2",
+            "--layout",
+            "full",
+            "--data",
+            "latents:lat.safetensors",
+            "--buckets",
+            "img.safetensors",
+            "--vae",
+            video_vae,
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            "joint",
+        ],
+    );
+    assert!(
+        out.lines().last().unwrap().contains("\"buckets\":2"),
+        "{out}"
+    );
 
     fails(
         d,
