@@ -38,7 +38,7 @@ pub struct TrainTemporalOptions {
 }
 
 impl Default for TrainTemporalOptions {
-    /// Width 32, 1500 steps of 8 windows of 9 frames, AdamW 2e-3 with cosine decay, β = 1e-3
+    /// Width 32, 3000 steps of 8 windows of 9 frames, AdamW 2e-3 with cosine decay, β = 1e-3
     /// (the image VAE's).
     fn default() -> Self {
         TrainTemporalOptions {
@@ -46,7 +46,7 @@ impl Default for TrainTemporalOptions {
                 width: 32,
                 ..TemporalVaeConfig::default()
             },
-            steps: 1500,
+            steps: 3000,
             batch: 8,
             window: 9,
             lr: 2e-3,
