@@ -12,7 +12,7 @@ use super::step::{train_step, StepBatch, StepOptimizer};
 use crate::diffusion::{sample_uniform, Condition, Diffusion, TrainableDenoiser};
 use crate::error::{Error, Result};
 use crate::io::progress::{progress, say};
-use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Ema};
+use crate::optim::Ema;
 use crate::tensor::{init, rng};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -81,22 +81,9 @@ pub fn train_buckets<M: TrainableDenoiser>(
         opts.steps,
         opts.batch
     );
-    let mut opt = AdamW::new(AdamWConfig {
-        lr: opts.lr,
-        weight_decay: opts.weight_decay,
-        ..AdamWConfig::default()
-    });
+    let mut opt = opts.optimizer();
     let mut ema = Ema::new(model, opts.ema_decay).with_warmup();
-    let sched = CosineSchedule {
-        base_lr: opts.lr,
-        min_lr: if opts.lr_decay {
-            opts.lr * 0.1
-        } else {
-            opts.lr
-        },
-        warmup_steps: opts.warmup_steps,
-        total_steps: opts.steps,
-    };
+    let sched = opts.lr_schedule();
     let t_max = diffusion.num_timesteps();
     let bar = progress(opts.steps, &format!("train {} (buckets)", info.name));
     let (mut losses, mut bucket_of_step, mut step_seconds) = (vec![], vec![], vec![]);

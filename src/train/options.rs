@@ -6,6 +6,7 @@ use super::data::{Source, TrainData};
 use super::latent_norm::NormKind;
 use crate::diffusion::FrameMaskOptions;
 use crate::error::{Error, Result};
+use crate::optim::{AdamW, AdamWConfig, CosineSchedule};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,32 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// Conditioning on frames: a fraction of the clips is given some frames (video models).
     pub frame_mask: Option<FrameMaskOptions>,
+}
+
+impl TrainOptions {
+    /// The run's optimizer: AdamW at `lr` with `weight_decay`.
+    pub fn optimizer(&self) -> AdamW {
+        AdamW::new(AdamWConfig {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            ..AdamWConfig::default()
+        })
+    }
+
+    /// The run's learning rate: warm-up, then a cosine decay to a tenth of `lr` (or constant
+    /// without `lr_decay`).
+    pub fn lr_schedule(&self) -> CosineSchedule {
+        CosineSchedule {
+            base_lr: self.lr,
+            min_lr: if self.lr_decay {
+                self.lr * 0.1
+            } else {
+                self.lr
+            },
+            warmup_steps: self.warmup_steps,
+            total_steps: self.steps,
+        }
+    }
 }
 
 impl Default for TrainOptions {

@@ -20,7 +20,7 @@ use crate::data::Batcher;
 use crate::diffusion::{sample_uniform, Condition, Diffusion, TrainableDenoiser};
 use crate::error::{Error, Result};
 use crate::io::progress::{progress, say};
-use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Ema};
+use crate::optim::Ema;
 use crate::tensor::{init, rng};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -81,11 +81,7 @@ pub fn train<M: TrainableDenoiser>(
     let shape = data.sample_shape().to_vec();
     let params = model.num_params();
     let gflops = info.flops_per_sample as f64 / 1e9;
-    let mut opt = AdamW::new(AdamWConfig {
-        lr: opts.lr,
-        weight_decay: opts.weight_decay,
-        ..AdamWConfig::default()
-    });
+    let mut opt = opts.optimizer();
     let mut ema = Ema::new(model, opts.ema_decay).with_warmup();
     let meta = run_metadata(info, diffusion, data, opts);
     let (first, mut losses) = match &opts.resume {
@@ -123,16 +119,7 @@ pub fn train<M: TrainableDenoiser>(
     for _ in 0..first {
         batcher.next_indices();
     }
-    let sched = CosineSchedule {
-        base_lr: opts.lr,
-        min_lr: if opts.lr_decay {
-            opts.lr * 0.1
-        } else {
-            opts.lr
-        },
-        warmup_steps: opts.warmup_steps,
-        total_steps: opts.steps,
-    };
+    let sched = opts.lr_schedule();
     let t_max = diffusion.num_timesteps();
     // Every sample's condition (its class label or caption), and the figures' rows (one per
     // class).
