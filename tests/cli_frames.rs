@@ -8,14 +8,8 @@ mod support;
 
 use minisora::vae::train::train_vae;
 use std::path::Path;
-use support::cli::{fails, run};
+use support::cli::{fails, ok, run};
 use support::{tiny_vae, TempDir};
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = run(dir, args);
-    assert!(ok, "{args:?} failed: {err}");
-    out
-}
 
 /// A `side`×`side` picture: grayscale (a bright square on black), or RGB.
 fn picture(path: &Path, side: u32, rgb: bool) {

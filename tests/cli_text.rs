@@ -20,14 +20,8 @@ use minisora::video::held_out::Split;
 use minisora::video::{Layout, VideoDiT, VideoDiTConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use support::cli::{fails, run};
+use support::cli::{fails, ok};
 use support::{tiny_vae, TempDir};
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = run(dir, args);
-    assert!(ok, "{args:?} failed: {err}");
-    out
-}
 
 /// A tiny text-conditioned video DiT trained for two steps, through the library's own
 /// pipeline: a tiny VAE on colour-digit frames, their captioned latent clips, the trainer.

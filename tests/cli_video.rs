@@ -5,15 +5,8 @@
 mod support;
 
 use minisora::vae::train::train_vae;
-use std::path::Path;
-use support::cli::{fails, run};
+use support::cli::{fails, ok, run};
 use support::{tiny_vae, TempDir};
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = run(dir, args);
-    assert!(ok, "{args:?} failed: {err}");
-    out
-}
 
 #[test]
 fn the_video_commands_round_trip_and_reject_bad_input() {

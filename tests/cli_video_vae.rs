@@ -9,15 +9,8 @@ mod support;
 
 use minisora::io::checkpoint::load_tensors;
 use minisora::vae::train::train_vae;
-use std::path::Path;
-use support::cli::{fails, run};
+use support::cli::{fails, ok};
 use support::{tiny_vae, TempDir};
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = run(dir, args);
-    assert!(ok, "{args:?} failed: {err}");
-    out
-}
 
 #[test]
 fn the_video_vae_trains_encodes_decodes_and_rejects_bad_input() {

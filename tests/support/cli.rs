@@ -17,6 +17,13 @@ pub fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs `minisora <args>` in `dir`, asserting that it succeeds; its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let (ok, out, err) = run(dir, args);
+    assert!(ok, "{args:?} failed: {err}");
+    out
+}
+
 /// Asserts that `minisora <args>` fails cleanly with every one of `needles` in its stderr.
 pub fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
     let (ok, _, err) = run(dir, args);
