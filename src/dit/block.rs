@@ -21,6 +21,9 @@
 //! tokens. Parameter names are the reference's: `attn.qkv`, `attn.proj`, `mlp.fc1`,
 //! `mlp.fc2`, `adaLN_modulation.1` (the SiLU is `adaLN_modulation.0`).
 
+pub use super::attention_branch::{
+    attention_branch, attention_branch_backward, attention_branch_infer, AttnBranchCache,
+};
 use super::caption_branch::{
     caption_branch, caption_branch_backward, caption_branch_infer, caption_cross_attention,
     CaptionBranchCache, Context,
@@ -29,9 +32,7 @@ use super::mlp::{Mlp, MlpCache};
 use super::modulate::NormCache;
 use super::modulate::{gated_add, gated_add_backward, norm_modulate, norm_modulate_backward};
 use crate::nn::{xavier_linear, zero_linear};
-use crate::nn::{
-    ActivationCache, Attention, AttentionCache, CrossAttention, Linear, LinearCache, Silu,
-};
+use crate::nn::{ActivationCache, Attention, CrossAttention, Linear, LinearCache, Silu};
 use crate::param::{join, Param, Parameters};
 use crate::tensor::Rng;
 use ndarray::{s, Array2, Array3, ArrayView2, Axis, Ix2};
@@ -85,15 +86,6 @@ pub fn scatter_rows(dm: &Array2<f32>, rows: &[usize], r: usize) -> Array2<f32> {
 }
 // ANCHOR_END: gather_scatter
 
-/// One attention branch: the modulated LayerNorm, the attention over sequences of `seq`
-/// tokens, and the branch's output before its gate.
-pub struct AttnBranchCache {
-    norm: NormCache,
-    attn: AttentionCache,
-    o: Array2<f32>, // (N, D)
-    seq: usize,
-}
-
 /// The MLP branch: its modulated LayerNorm, the MLP, its output before the gate.
 pub struct MlpBranchCache {
     norm: NormCache,
@@ -103,7 +95,7 @@ pub struct MlpBranchCache {
 
 /// Chunk `k` of the modulation `(B, kD)`: column block `k·D .. (k+1)·D`, in the reference's
 /// order shift, scale, gate (attention), shift, scale, gate (MLP) — adaLN: no gates.
-fn chunk(m: &Array2<f32>, k: usize, d: usize) -> ArrayView2<'_, f32> {
+pub(crate) fn chunk(m: &Array2<f32>, k: usize, d: usize) -> ArrayView2<'_, f32> {
     m.slice(s![.., k * d..(k + 1) * d])
 }
 
@@ -405,7 +397,7 @@ fn per_branch(gated: bool) -> usize {
 }
 
 /// `dm[:, k·D .. (k+1)·D] += g`.
-fn add_chunk(dm: &mut Array2<f32>, k: usize, d: usize, g: &Array2<f32>) {
+pub(crate) fn add_chunk(dm: &mut Array2<f32>, k: usize, d: usize, g: &Array2<f32>) {
     let mut view = dm.slice_mut(s![.., k * d..(k + 1) * d]);
     view += g;
 }
@@ -413,7 +405,13 @@ fn add_chunk(dm: &mut Array2<f32>, k: usize, d: usize, g: &Array2<f32>) {
 // ANCHOR: adaln_branch
 /// The residual $x \mathrel{+}= \alpha \odot y$ of branch `k` (0 attention, 1 MLP), or
 /// $x \mathrel{+}= y$ without gates.
-fn add_branch(gated: bool, x: &mut Array2<f32>, m: &Array2<f32>, k: usize, y: &Array2<f32>) {
+pub(crate) fn add_branch(
+    gated: bool,
+    x: &mut Array2<f32>,
+    m: &Array2<f32>,
+    k: usize,
+    y: &Array2<f32>,
+) {
     if gated {
         gated_add(x, chunk(m, 3 * k + 2, x.ncols()), y);
     } else {
@@ -423,7 +421,7 @@ fn add_branch(gated: bool, x: &mut Array2<f32>, m: &Array2<f32>, k: usize, y: &A
 
 /// Backward of [`add_branch`] through the branch: $\partial L/\partial y$ and, with a gate,
 /// $\partial L/\partial\alpha$.
-fn add_branch_backward(
+pub(crate) fn add_branch_backward(
     gated: bool,
     dx: &Array2<f32>,
     m: &Array2<f32>,
@@ -438,101 +436,6 @@ fn add_branch_backward(
     }
 }
 // ANCHOR_END: adaln_branch
-
-// ANCHOR: attention_branch
-/// The attention branch of a block, $x + \alpha_1 \odot \mathrm{Attn}(a)$ with
-/// $a = \mathrm{LN}(x)(1 + \gamma_1) + \beta_1\,[+ E]$, for any attention `attn` over
-/// consecutive sequences of `seq` tokens: `x` (N, D), `m` (B, 6D) read per sample, `pos` an
-/// optional fixed table (seq, D) added to every sequence's input `a`. A video block calls it
-/// with its spatial attention (`seq = S`) and its temporal one (`seq = F`, tokens rearranged).
-pub fn attention_branch(
-    attn: &Attention,
-    gated: bool,
-    x: &Array2<f32>,
-    m: &Array2<f32>,
-    seq: usize,
-    pos: Option<&Array2<f32>>,
-) -> (Array2<f32>, AttnBranchCache) {
-    let (n, d) = x.dim();
-    let (mut a, norm) = norm_modulate(x, chunk(m, 0, d), chunk(m, 1, d));
-    add_pos(&mut a, pos);
-    let a = a
-        .into_shape_with_order((n / seq, seq, d))
-        .expect("whole sequences"); // (N/seq, seq, D)
-    let (o, attn_cache) = attn.forward(&a);
-    let o = o.into_shape_with_order((n, d)).expect("contiguous"); // (N, D)
-    let mut x1 = x.clone();
-    add_branch(gated, &mut x1, m, 0, &o);
-    let cache = AttnBranchCache {
-        norm,
-        attn: attn_cache,
-        o,
-        seq,
-    };
-    (x1, cache)
-}
-// ANCHOR_END: attention_branch
-
-/// [`attention_branch`] without keeping anything.
-pub fn attention_branch_infer(
-    attn: &Attention,
-    gated: bool,
-    x: &Array2<f32>,
-    m: &Array2<f32>,
-    seq: usize,
-    pos: Option<&Array2<f32>>,
-) -> Array2<f32> {
-    let (n, d) = x.dim();
-    let (mut a, _) = norm_modulate(x, chunk(m, 0, d), chunk(m, 1, d));
-    add_pos(&mut a, pos);
-    let a = a
-        .into_shape_with_order((n / seq, seq, d))
-        .expect("whole sequences");
-    let o = attn
-        .forward_infer(&a)
-        .into_shape_with_order((n, d))
-        .expect("contiguous");
-    let mut x1 = x.clone();
-    add_branch(gated, &mut x1, m, 0, &o);
-    x1
-}
-
-/// Backward of [`attention_branch`]: given `dx1 = ∂L/∂x₁`, adds into the attention's
-/// gradients and the branch's chunks of `∂L/∂m` (`dm`), and returns `∂L/∂x`. The table
-/// `pos` is fixed: it changes nothing here.
-pub fn attention_branch_backward(
-    attn: &mut Attention,
-    gated: bool,
-    cache: &AttnBranchCache,
-    dx1: Array2<f32>,
-    m: &Array2<f32>,
-    dm: &mut Array2<f32>,
-) -> Array2<f32> {
-    let (n, d) = dx1.dim();
-    let (d_o, d_alpha1) = add_branch_backward(gated, &dx1, m, 0, &cache.o);
-    let d_o = d_o
-        .into_shape_with_order((n / cache.seq, cache.seq, d))
-        .expect("whole sequences");
-    let da = attn.backward(&cache.attn, &d_o);
-    let da = da.into_shape_with_order((n, d)).expect("contiguous");
-    let mut dx = dx1; // the residual path
-    let (d_beta1, d_gamma1) = norm_modulate_backward(&cache.norm, &da, chunk(m, 1, d), &mut dx);
-    add_chunk(dm, 0, d, &d_beta1);
-    add_chunk(dm, 1, d, &d_gamma1);
-    if let Some(g) = d_alpha1 {
-        add_chunk(dm, 2, d, &g);
-    }
-    dx
-}
-
-/// Every sequence of `a` (N, D) plus the table `pos` (seq, D), if any.
-fn add_pos(a: &mut Array2<f32>, pos: Option<&Array2<f32>>) {
-    if let Some(pos) = pos {
-        for mut sequence in a.axis_chunks_iter_mut(Axis(0), pos.nrows()) {
-            sequence += pos;
-        }
-    }
-}
 
 /// The attention and the MLP of a block, DiT's way: Xavier-uniform weights, zero biases.
 fn attention_and_mlp(

@@ -14,6 +14,7 @@
 //! - the model: [`trunk`] (the blocks and final layer of each conditioning mechanism),
 //!   [`model`], [`checkpoint`] (the reference `state_dict` layout)
 
+pub mod attention_branch;
 pub mod block;
 pub mod caption_branch;
 pub mod checkpoint;
