@@ -12,7 +12,7 @@ pub mod simd;
 
 pub use gemm::{gemm, gemm_serial, matmul};
 
-use ndarray::{Array4, Array5, ArrayView5};
+use ndarray::{concatenate, Array, Array4, Array5, ArrayView, ArrayView5, Axis, RemoveAxis};
 use ndarray_rand::rand::SeedableRng;
 
 /// The generator used everywhere: ChaCha12 from `rand`, seeded explicitly, so the same seed and
@@ -43,4 +43,19 @@ pub fn frames_to_clips(x: Array4<f32>, frames: usize) -> Array5<f32> {
         .permuted_axes([0, 2, 1, 3, 4])
         .as_standard_layout()
         .into_owned()
+}
+
+/// `f` applied to `x` in chunks of `n` along axis 0, the results stacked back: bounded memory
+/// for encoders and decoders run over a whole dataset.
+pub fn map_chunks<D: RemoveAxis>(
+    x: ArrayView<f32, D>,
+    n: usize,
+    mut f: impl FnMut(Array<f32, D>) -> Array<f32, D>,
+) -> Array<f32, D> {
+    let parts: Vec<_> = x
+        .axis_chunks_iter(Axis(0), n)
+        .map(|c| f(c.to_owned()))
+        .collect();
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    concatenate(Axis(0), &views).expect("chunks share their shape")
 }

@@ -8,8 +8,8 @@ use super::train::load_vae;
 use super::AutoencoderKL;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::read_metadata;
-use crate::tensor::{clips_to_frames, frames_to_clips};
-use ndarray::{concatenate, Array4, Array5, ArrayView4, ArrayView5, Axis};
+use crate::tensor::{clips_to_frames, frames_to_clips, map_chunks};
+use ndarray::{Array4, Array5, ArrayView4, ArrayView5, Axis};
 use std::path::Path;
 
 /// A latent space's decoder.
@@ -60,14 +60,7 @@ impl Codec {
     /// Pixels of latent images `(N, z, h, w)`; the video VAE reads each as a one-frame clip.
     pub fn decode_images(&self, z: ArrayView4<f32>) -> Array4<f32> {
         match self {
-            Codec::Image(vae) => {
-                let parts: Vec<Array4<f32>> = z
-                    .axis_chunks_iter(Axis(0), 64)
-                    .map(|c| vae.decode(&c.to_owned()))
-                    .collect();
-                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                concatenate(Axis(0), &views).expect("chunks share their shape")
-            }
+            Codec::Image(vae) => map_chunks(z, 64, |c| vae.decode(&c)),
             Codec::Video(vae) => {
                 let clips = z.insert_axis(Axis(2)); // (N, z, 1, h, w)
                 vae.decode(clips).index_axis_move(Axis(2), 0)

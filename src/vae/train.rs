@@ -12,7 +12,7 @@ use crate::io::image::{save_grid, GridLayout};
 use crate::io::plot::{line_plot, Series};
 use crate::io::progress::Progress;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule};
-use crate::tensor::{init, rng, Rng};
+use crate::tensor::{init, map_chunks, rng, Rng};
 use crate::Parameters;
 use ndarray::{concatenate, s, Array4, ArrayView4, Axis, Ix4};
 use std::path::{Path, PathBuf};
@@ -96,23 +96,13 @@ pub fn psnr_db(x: ArrayView4<f32>, y: ArrayView4<f32>) -> f64 {
     per_image.iter().sum::<f64>() / per_image.len() as f64
 }
 
-/// Applies `f` to `x` in chunks of 256 images and stacks the results (bounded memory).
-fn chunked(x: ArrayView4<f32>, mut f: impl FnMut(&Array4<f32>) -> Array4<f32>) -> Array4<f32> {
-    let parts: Vec<Array4<f32>> = x
-        .axis_chunks_iter(Axis(0), 256)
-        .map(|c| f(&c.to_owned()))
-        .collect();
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    concatenate(Axis(0), &views).expect("chunks share their shape")
-}
-
 // ANCHOR: latent_scale
 /// The standard deviation of the latents $z = \mu + \sigma\varepsilon$ of `images`, over every
 /// element. Diffusion wants unit-variance inputs, so its latents are multiplied by
 /// `1 / std` — measured on the training data, as LDM did for Stable Diffusion's 0.18215.
 pub fn latent_std(model: &AutoencoderKL, images: ArrayView4<f32>, r: &mut Rng) -> f64 {
-    let z = chunked(images, |x| {
-        let post = model.encode(x);
+    let z = map_chunks(images, 256, |x| {
+        let post = model.encode(&x);
         let eps = init::normal(post.mean.shape(), 1.0, r);
         post.sample(&eps.into_dimensionality::<Ix4>().expect("4-D"))
     });
@@ -225,11 +215,11 @@ pub fn train_vae_on(
     let train_seconds = start.elapsed().as_secs_f64();
 
     // Held-out reconstructions decode the posterior mean (no sampling noise).
-    let post = chunked(held_out.view(), |x| model.encode(x).mean);
-    let rec = chunked(post.view(), |z| model.decode(z));
+    let post = map_chunks(held_out.view(), 256, |x| model.encode(&x).mean);
+    let rec = map_chunks(post.view(), 256, |z| model.decode(&z));
     let psnr = psnr_db(held_out.view(), rec.view());
-    let kl = chunked(held_out.view(), |x| {
-        let k = model.encode(x).kl();
+    let kl = map_chunks(held_out.view(), 256, |x| {
+        let k = model.encode(&x).kl();
         Array4::from_shape_vec(
             (k.len(), 1, 1, 1),
             k.into_iter().map(|v| v as f32).collect(),

@@ -16,7 +16,7 @@ use super::model::{TemporalVae, TemporalVaeConfig};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, read_metadata};
 use crate::param::{join, Param, Parameters};
-use crate::tensor::{clips_to_frames, frames_to_clips, rng};
+use crate::tensor::{clips_to_frames, frames_to_clips, map_chunks, rng};
 use crate::vae::{AutoencoderKL, VaeConfig};
 use ndarray::{concatenate, Array4, Array5, ArrayView5, Axis};
 use std::collections::BTreeMap;
@@ -36,20 +36,6 @@ pub struct VideoVae {
     /// The image VAE's scale factor $s$: its latents × `s` are the temporal VAE's clips.
     pub spatial_scale: f32,
     pub temporal: TemporalVae,
-}
-
-/// `f` over chunks of `n` along axis 0, concatenated.
-fn chunked<A: Clone, D: ndarray::Dimension + ndarray::RemoveAxis>(
-    x: ndarray::ArrayView<A, D>,
-    n: usize,
-    f: impl Fn(ndarray::Array<A, D>) -> ndarray::Array<f32, D>,
-) -> ndarray::Array<f32, D> {
-    let parts: Vec<_> = x
-        .axis_chunks_iter(Axis(0), n)
-        .map(|c| f(c.to_owned()))
-        .collect();
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    concatenate(Axis(0), &views).expect("chunks share their shape")
 }
 
 impl VideoVae {
@@ -81,7 +67,7 @@ impl VideoVae {
         let f = clips.dim().2;
         let frames = clips_to_frames(clips); // (B·F, C, H, W)
         let s = self.spatial_scale;
-        let z = chunked(frames.view(), FRAME_CHUNK, |x: Array4<f32>| {
+        let z = map_chunks(frames.view(), FRAME_CHUNK, |x: Array4<f32>| {
             self.spatial.encode(&x).mean * s
         });
         frames_to_clips(z, f)
@@ -92,7 +78,7 @@ impl VideoVae {
         let f = z.dim().2;
         let frames = clips_to_frames(z);
         let inv = 1.0 / self.spatial_scale;
-        let px = chunked(frames.view(), FRAME_CHUNK, |z: Array4<f32>| {
+        let px = map_chunks(frames.view(), FRAME_CHUNK, |z: Array4<f32>| {
             self.spatial.decode(&(z * inv))
         });
         frames_to_clips(px, f)
@@ -116,7 +102,7 @@ impl VideoVae {
 
     /// Pixel clips `(B, C, 1 + 4k, H, W)` of latents `(B, z', 1 + k, H/4, W/4)`.
     pub fn decode(&self, z: ArrayView5<f32>) -> Array5<f32> {
-        let lat = chunked(z, CLIP_CHUNK, |c: Array5<f32>| self.temporal.decode(&c));
+        let lat = map_chunks(z, CLIP_CHUNK, |c: Array5<f32>| self.temporal.decode(&c));
         self.spatial_pixels(lat.view())
     }
     // ANCHOR_END: video_vae_encode
